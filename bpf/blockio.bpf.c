@@ -1,0 +1,459 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * blockio: per-device block I/O service time, excluding queueing, and queue
+ * time, with the number of requests already in flight at issue.
+ *
+ * What the figures include (blk-mq):
+ *   queue time   = from the moment the request could first be built
+ *                  (bio submission, when the submitter had to wait more
+ *                  than tagwait_min_ns for a request/driver tag; otherwise
+ *                  the request's own start_time_ns, set by the kernel when
+ *                  it was allocated) to block_rq_issue, i.e. waiting for a
+ *                  tag, in the plug, and in the I/O scheduler.
+ *   service time = block_rq_issue -> final block_rq_complete: what the
+ *                  driver and the device spent (for a loop device this
+ *                  includes the loop worker, which queues after issue).
+ *   in flight    = requests issued to the driver of that disk and not yet
+ *                  completed, as seen by this program, just before issue.
+ *
+ * Cost: no hash insert or delete on the fast path. The per-request state
+ * lives in an LRU hash keyed by the request pointer; requests are
+ * preallocated by blk-mq, so after warm-up each issue and completion is one
+ * lookup and an in-place write. The tag-wait stash is touched only when a
+ * submitter actually slept for a tag.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "nerve_hist.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define BLOCK_OPS 5     /* read, write, flush, discard, other */
+#define BLOCK_CLASSES 4 /* in flight at issue: 0, 1-3, 4-15, 16+ */
+
+enum block_op {
+	BLOCK_OP_READ,
+	BLOCK_OP_WRITE,
+	BLOCK_OP_FLUSH,
+	BLOCK_OP_DISCARD,
+	BLOCK_OP_OTHER,
+};
+
+/* Reasons an event is lost; each is a metric. */
+enum block_drop {
+	BLOCK_DROP_DEVICE_SLOTS,   /* request_queue id beyond block_devices */
+	BLOCK_DROP_REQUEST_MAP,    /* could not remember an issued request */
+	BLOCK_DROP_UNMATCHED,      /* completion whose issue we never saw */
+	BLOCK_DROP_TAGWAIT_MAP,    /* could not stash a tag wait */
+	BLOCK_DROP_MAX,
+};
+
+/* One slot per request_queue id (small, reused by the kernel's ida). */
+struct block_device_stats {
+	__u32 dev;      /* kernel dev_t of the whole disk: MAJOR << 20 | MINOR */
+	__u32 pad;
+	__s64 inflight; /* issued and not completed, as seen by us */
+	__s64 tagwaits_pending;
+	__u64 requests[BLOCK_OPS];
+	__u64 errors[BLOCK_OPS];
+	__u64 queue_unknown[BLOCK_OPS];
+	__u64 queue_sum_ns[BLOCK_OPS];
+	__u64 service_sum_ns[BLOCK_OPS][BLOCK_CLASSES];
+	__u64 queue[BLOCK_OPS][HIST_BUCKETS];
+	__u64 service[BLOCK_OPS][BLOCK_CLASSES][HIST_BUCKETS];
+};
+
+struct block_request {
+	__u64 issue_ns; /* 0 when not in flight */
+	__u32 slot;
+	__u8 op;
+	__u8 class;
+	__u16 pad;
+};
+
+struct block_submit {
+	__u64 ts;
+	__u64 bio;
+};
+
+/* Sized from the machine by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct block_device_stats);
+} block_devices SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* struct request * */
+	__type(value, struct block_request);
+} block_requests SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64); /* struct bio * */
+	__type(value, __u64); /* ns waited from submission to request */
+} block_tagwaits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct block_submit);
+} block_submits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BLOCK_DROP_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} block_drops SEC(".maps");
+
+/* A wait for a request shorter than this is not worth a map write. */
+const volatile __u64 tagwait_min_ns = 20000;
+
+/* Make the enums and structs visible to bpf2go. */
+const enum block_op *unused_block_op __attribute__((unused));
+const enum block_drop *unused_block_drop __attribute__((unused));
+
+/* Read a kernel field: a plain BTF load in tp_btf programs, a CO-RE probe read
+ * in raw_tp ones. btf is a constant, so the other branch is compiled away. */
+#define RD(btf, expr)                                                  \
+	({                                                             \
+		typeof(expr) __v;                                      \
+		if (btf)                                               \
+			__v = (expr);                                  \
+		else                                                   \
+			bpf_core_read(&__v, sizeof(__v), &(expr));     \
+		__v;                                                   \
+	})
+
+/* Force an index below max in the very register that will be used, so that
+ * the verifier sees the bound (a C comparison is often made on a copy). */
+#define BOUNDED(v, max)                                                  \
+	({                                                               \
+		__u64 __i = (v);                                         \
+		asm volatile("if %0 < %1 goto +1; %0 = 0;"               \
+			     : "+r"(__i) : "i"(max));                    \
+		__i;                                                     \
+	})
+
+/* Add one observation. The index checks keep the verifier sure of the
+ * bounds; barrier_var stops clang from proving them redundant. */
+static __always_inline void hist_add(__u64 *slots, __u64 *sum, __u64 v)
+{
+	__u64 b = BOUNDED(hist_bucket(v), HIST_BUCKETS);
+
+	__sync_fetch_and_add(&slots[b], 1);
+	__sync_fetch_and_add(sum, v);
+}
+
+static __always_inline void drop(__u32 reason)
+{
+	__u64 *n = bpf_map_lookup_elem(&block_drops, &reason);
+
+	if (n)
+		*n += 1;
+}
+
+static __always_inline __u32 op_of(__u32 cmd_flags)
+{
+	switch (cmd_flags & 0xff) { /* REQ_OP_MASK */
+	case 0: return BLOCK_OP_READ;
+	case 1: return BLOCK_OP_WRITE;
+	case 2: return BLOCK_OP_FLUSH;
+	case 3: return BLOCK_OP_DISCARD;
+	default: return BLOCK_OP_OTHER;
+	}
+}
+
+static __always_inline __u32 class_of(__s64 inflight)
+{
+	if (inflight <= 0)
+		return 0;
+	if (inflight < 4)
+		return 1;
+	if (inflight < 16)
+		return 2;
+	return 3;
+}
+
+/* A slot whose queue id now belongs to another disk starts from zero. */
+static __noinline int slot_reset(struct block_device_stats *d, __u32 dev)
+{
+	/* volatile: keeps clang from turning the loop into memset, which BPF lacks */
+	volatile __u64 *w = (volatile __u64 *)d;
+	__u32 i;
+
+	if (!d)
+		return 0;
+	for (i = 0; i < sizeof(*d) / sizeof(__u64); i++)
+		w[i] = 0;
+	d->dev = dev;
+	return 0;
+}
+
+static __always_inline struct block_device_stats *slot_get(__u32 slot)
+{
+	struct block_device_stats *d = bpf_map_lookup_elem(&block_devices, &slot);
+
+	if (!d)
+		drop(BLOCK_DROP_DEVICE_SLOTS);
+	return d;
+}
+
+static __always_inline int on_issue(struct request *rq, const bool btf)
+{
+	struct block_device_stats *d;
+	struct block_request *r;
+	struct request_queue *q;
+	struct gendisk *disk;
+	__u64 now, start, waited = 0;
+	__u32 slot, dev;
+	__s64 before;
+	__u64 op, class;
+
+	now = bpf_ktime_get_ns();
+	q = RD(btf, rq->q);
+	if (!q)
+		return 0;
+	disk = RD(btf, q->disk);
+	if (!disk)
+		return 0;
+	slot = RD(btf, q->id);
+	dev = ((__u32)RD(btf, disk->major) << 20) | (__u32)RD(btf, disk->first_minor);
+
+	d = slot_get(slot);
+	if (!d)
+		return 0;
+	if (d->dev != dev)
+		slot_reset(d, dev);
+
+	op = BOUNDED(op_of(RD(btf, rq->cmd_flags)), BLOCK_OPS);
+
+	/* Queue time. */
+	if (d->tagwaits_pending > 0) {
+		__u64 bio = (__u64)RD(btf, rq->bio);
+		__u64 *w = bpf_map_lookup_elem(&block_tagwaits, &bio);
+
+		if (w) {
+			waited = *w;
+			bpf_map_delete_elem(&block_tagwaits, &bio);
+			__sync_fetch_and_add(&d->tagwaits_pending, -1);
+		}
+	}
+	start = RD(btf, rq->start_time_ns);
+	if ((start && start <= now) || waited) {
+		__u64 qt = waited + ((start && start <= now) ? now - start : 0);
+
+		hist_add(d->queue[op], &d->queue_sum_ns[op], qt);
+	} else {
+		__sync_fetch_and_add(&d->queue_unknown[op], 1);
+	}
+
+	/* In flight before this one; a racy read is fine for a class. */
+	before = d->inflight;
+	class = class_of(before);
+
+	r = bpf_map_lookup_elem(&block_requests, &rq);
+	if (r) {
+		if (r->issue_ns) /* issued again without completing: a requeue we missed */
+			__sync_fetch_and_add(&d->inflight, -1);
+		r->slot = slot;
+		r->op = op;
+		r->class = class;
+		r->issue_ns = now;
+	} else {
+		struct block_request n = {
+			.issue_ns = now, .slot = slot, .op = op, .class = class,
+		};
+		__u64 key = (__u64)rq;
+
+		if (bpf_map_update_elem(&block_requests, &key, &n, BPF_ANY)) {
+			drop(BLOCK_DROP_REQUEST_MAP);
+			return 0;
+		}
+	}
+	__sync_fetch_and_add(&d->inflight, 1);
+	return 0;
+}
+
+static __always_inline int on_complete(struct request *rq, int error,
+				       unsigned int nr_bytes, const bool btf)
+{
+	struct block_device_stats *d;
+	struct block_request *r;
+	__u64 now, svc, issued;
+	__u64 op, class, oc;
+	__u32 slot;
+
+	/* A partial completion: the request goes on. */
+	if (nr_bytes < RD(btf, rq->__data_len))
+		return 0;
+
+	r = bpf_map_lookup_elem(&block_requests, &rq);
+	if (!r || !r->issue_ns) {
+		/* Never started (MQ_RQ_IDLE): e.g. the empty flush that blk-flush
+		 * completes on behalf of its own flush request. Not a loss. */
+		if (RD(btf, rq->state) != MQ_RQ_IDLE)
+			drop(BLOCK_DROP_UNMATCHED);
+		return 0;
+	}
+	now = bpf_ktime_get_ns();
+	issued = r->issue_ns;
+	r->issue_ns = 0;
+	slot = r->slot;
+	op = r->op;
+	class = r->class;
+
+	d = slot_get(slot);
+	if (!d)
+		return 0;
+	svc = now > issued ? now - issued : 0;
+
+	if (op >= BLOCK_OPS || class >= BLOCK_CLASSES)
+		return 0;
+	op = BOUNDED(op, BLOCK_OPS);
+	oc = BOUNDED(op * BLOCK_CLASSES + class, BLOCK_OPS * BLOCK_CLASSES);
+	hist_add(((__u64(*)[HIST_BUCKETS])d->service)[oc],
+		 &((__u64 *)d->service_sum_ns)[oc], svc);
+	__sync_fetch_and_add(&d->requests[op], 1);
+	if (error)
+		__sync_fetch_and_add(&d->errors[op], 1);
+	__sync_fetch_and_add(&d->inflight, -1);
+	return 0;
+}
+
+static __always_inline int on_requeue(struct request *rq)
+{
+	struct block_device_stats *d;
+	struct block_request *r;
+
+	r = bpf_map_lookup_elem(&block_requests, &rq);
+	if (!r || !r->issue_ns)
+		return 0;
+	r->issue_ns = 0;
+	d = slot_get(r->slot);
+	if (d)
+		__sync_fetch_and_add(&d->inflight, -1);
+	return 0;
+}
+
+/* ---- tp_btf (5.5+): direct, BTF-checked loads ---- */
+
+SEC("tp_btf/block_rq_issue")
+int BPF_PROG(nrv_rq_issue, struct request *rq)
+{
+	return on_issue(rq, true);
+}
+
+SEC("tp_btf/block_rq_complete")
+int BPF_PROG(nrv_rq_complete, struct request *rq, int error, unsigned int nr_bytes)
+{
+	return on_complete(rq, error, nr_bytes, true);
+}
+
+SEC("tp_btf/block_rq_requeue")
+int BPF_PROG(nrv_rq_requeue, struct request *rq)
+{
+	return on_requeue(rq);
+}
+
+/*
+ * Tag waits (tp_btf and task storage, 5.11+). block_bio_queue and
+ * block_getrq fire in the submitting task, before and after it waits for a
+ * request and driver tag; with the `none` scheduler that wait is the only
+ * queueing there is, and block_rq_insert never fires.
+ */
+SEC("tp_btf/block_bio_queue")
+int BPF_PROG(nrv_bio_queue, struct bio *bio)
+{
+	struct block_submit *s;
+
+	s = bpf_task_storage_get(&block_submits, bpf_get_current_task_btf(), 0,
+				 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!s)
+		return 0;
+	s->ts = bpf_ktime_get_ns();
+	s->bio = (__u64)bio;
+	return 0;
+}
+
+/* A bio split to the device's limits continues as the split part. */
+SEC("tp_btf/block_split")
+int BPF_PROG(nrv_bio_split, struct bio *bio, unsigned int new_sector)
+{
+	struct block_submit *s;
+
+	s = bpf_task_storage_get(&block_submits, bpf_get_current_task_btf(), 0, 0);
+	if (s && s->ts)
+		s->bio = (__u64)bio;
+	return 0;
+}
+
+SEC("tp_btf/block_getrq")
+int BPF_PROG(nrv_getrq, struct bio *bio)
+{
+	struct block_device_stats *d;
+	struct block_submit *s;
+	__u64 key, waited;
+	__u32 slot;
+
+	s = bpf_task_storage_get(&block_submits, bpf_get_current_task_btf(), 0, 0);
+	if (!s || !s->ts || s->bio != (__u64)bio)
+		return 0;
+	waited = bpf_ktime_get_ns() - s->ts;
+	s->ts = 0;
+	if (waited < tagwait_min_ns)
+		return 0;
+
+	slot = bio->bi_bdev->bd_disk->queue->id;
+	d = slot_get(slot);
+	if (!d)
+		return 0;
+	key = (__u64)bio;
+	if (bpf_map_update_elem(&block_tagwaits, &key, &waited, BPF_ANY)) {
+		drop(BLOCK_DROP_TAGWAIT_MAP);
+		return 0;
+	}
+	__sync_fetch_and_add(&d->tagwaits_pending, 1);
+	return 0;
+}
+
+/* ---- raw_tp fallback (4.17+): CO-RE probe reads ---- */
+
+SEC("raw_tp/block_rq_issue")
+int BPF_PROG(nrv_rq_issue_r, struct request *rq)
+{
+	return on_issue(rq, false);
+}
+
+/* Before 5.11 (a54895fa057c) these tracepoints also took the queue. */
+SEC("raw_tp/block_rq_issue")
+int BPF_PROG(nrv_rq_issue_q, struct request_queue *q, struct request *rq)
+{
+	return on_issue(rq, false);
+}
+
+SEC("raw_tp/block_rq_complete")
+int BPF_PROG(nrv_rq_complete_r, struct request *rq, int error, unsigned int nr_bytes)
+{
+	return on_complete(rq, error, nr_bytes, false);
+}
+
+SEC("raw_tp/block_rq_requeue")
+int BPF_PROG(nrv_rq_requeue_r, struct request *rq)
+{
+	return on_requeue(rq);
+}
+
+SEC("raw_tp/block_rq_requeue")
+int BPF_PROG(nrv_rq_requeue_q, struct request_queue *q, struct request *rq)
+{
+	return on_requeue(rq);
+}
