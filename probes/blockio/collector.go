@@ -47,14 +47,14 @@ type collector struct {
 	maps      func() []mapFill
 }
 
-func (c *collector) describe(ch chan<- *prometheus.Desc) {
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{serviceDesc, queueDesc, requestsDesc, errorsDesc,
 		queueUnknownDesc, inflightDesc, dropsDesc, mapEntriesDesc, mapCapacityDesc, infoDesc} {
 		ch <- d
 	}
 }
 
-func (c *collector) collect(ch chan<- prometheus.Metric) {
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	s, err := c.snapshot()
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(serviceDesc, err)
@@ -114,10 +114,10 @@ func (c *collector) histogram(ch chan<- prometheus.Metric, desc *prometheus.Desc
 }
 
 // Describe implements prometheus.Collector.
-func (p *Probe) Describe(ch chan<- *prometheus.Desc) { p.collector().describe(ch) }
+func (p *Probe) Describe(ch chan<- *prometheus.Desc) { p.collector().Describe(ch) }
 
 // Collect implements prometheus.Collector; it reads the kernel maps at scrape time.
-func (p *Probe) Collect(ch chan<- prometheus.Metric) { p.collector().collect(ch) }
+func (p *Probe) Collect(ch chan<- prometheus.Metric) { p.collector().Collect(ch) }
 
 func (p *Probe) collector() *collector {
 	return &collector{
