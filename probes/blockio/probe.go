@@ -110,7 +110,6 @@ func New(logger *slog.Logger, cfg Config) (*Probe, error) {
 	if cfg.MaxRequests == 0 {
 		cfg.MaxRequests = machineRequestSlots("/sys")
 	}
-	logger = logger.With("probe", "blockio")
 
 	spec, err := loadBlockio()
 	if err != nil {

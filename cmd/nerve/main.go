@@ -1,0 +1,195 @@
+// Command nerve is the eBPF node-health agent for Cassandra nodes. This file
+// only parses flags, builds the logger, wires signals and maps errors to exit
+// codes; the agent itself is internal/agent.
+//
+// Exit codes: 0 after a clean stop, 1 when the agent fails while starting or
+// running, 2 for a usage or configuration error.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/alecthomas/kingpin/v2"
+
+	"github.com/nervehq/nerve/internal/agent"
+	"github.com/nervehq/nerve/internal/config"
+)
+
+// Set at link time: -ldflags "-X main.version=1.0.0 -X main.revision=$(git rev-parse HEAD)".
+var (
+	version  = "dev"
+	revision = ""
+)
+
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	inv, code, ok := parse(args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	switch inv.command {
+	case "version":
+		fmt.Fprintf(stdout, "nerve %s (revision %s, %s %s/%s)\n", version, buildRevision(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return exitOK
+	case "agent":
+		return runAgent(stderr, inv)
+	}
+	fmt.Fprintf(stderr, "nerve: unknown command %q\n", inv.command)
+	return exitUsage
+}
+
+// invocation is what the command line asks for.
+type invocation struct {
+	command    string // "agent" or "version"
+	logFormat  string
+	configFile string
+	// overrides holds the flags the user gave, and only those: a flag left
+	// at its default must not override the config file.
+	overrides agent.Overrides
+}
+
+// parse parses args. When it returns ok false, the usage or error has been
+// printed and code is the exit code. --help prints and exits 0 inside kingpin.
+func parse(args []string, stdout, stderr io.Writer) (inv invocation, code int, ok bool) {
+	def := config.Default()
+
+	app := kingpin.New("nerve", "eBPF node-health agent for Cassandra nodes.")
+	app.UsageWriter(stdout)
+	app.ErrorWriter(stderr)
+	app.HelpFlag.Short('h')
+	var set struct{ listen, path, level, strict, stats bool }
+	logLevel := app.Flag("log.level", "Log level: debug, info, warn or error. Overrides log.level of the config file.").
+		Default(def.Log.Level).IsSetByUser(&set.level).String() // checked with the config, whose error names log.level
+	logFormat := app.Flag("log.format", "Log format: logfmt or json.").Default("logfmt").String()
+
+	agentCmd := app.Command("agent", "Run the node agent: attach the probes and serve their metrics.")
+	configFile := agentCmd.Flag("config.file", "YAML configuration file; without it the built-in defaults apply. Reloaded on SIGHUP.").
+		PlaceHolder("PATH").String()
+	listen := agentCmd.Flag("web.listen-address", "Address to serve metrics on. Overrides web.listen_address.").
+		Default(def.Web.ListenAddress).IsSetByUser(&set.listen).String()
+	telemetryPath := agentCmd.Flag("web.telemetry-path", "Path to serve metrics at. Overrides web.telemetry_path.").
+		Default(def.Web.TelemetryPath).IsSetByUser(&set.path).String()
+	strict := agentCmd.Flag("probes.strict", "Fail start when any enabled probe cannot attach. Overrides probes.strict.").
+		IsSetByUser(&set.strict).Bool()
+	bpfStats := agentCmd.Flag("bpf-stats", "Enable kernel BPF run-time statistics while the agent runs. Overrides bpf_stats.").
+		IsSetByUser(&set.stats).Bool()
+	app.Command("version", "Print the version and exit.")
+
+	if len(args) == 0 {
+		// kingpin would print the usage and exit 0; a bare "nerve" in a
+		// unit file is a mistake, so it gets the usage on stderr and 2.
+		app.UsageWriter(stderr)
+		app.Usage(nil)
+		return inv, exitUsage, false
+	}
+	cmd, err := app.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "nerve: %v (try --help)\n", err)
+		return inv, exitUsage, false
+	}
+
+	inv = invocation{command: cmd, logFormat: *logFormat, configFile: *configFile}
+	o := &inv.overrides
+	if set.listen {
+		o.ListenAddress = listen
+	}
+	if set.path {
+		o.TelemetryPath = telemetryPath
+	}
+	if set.level {
+		o.LogLevel = logLevel
+	}
+	if set.strict {
+		o.ProbesStrict = strict
+	}
+	if set.stats {
+		o.BPFStats = bpfStats
+	}
+	return inv, exitOK, true
+}
+
+func runAgent(stderr io.Writer, inv invocation) int {
+	if inv.logFormat != "logfmt" && inv.logFormat != "json" {
+		fmt.Fprintf(stderr, "nerve: --log.format must be logfmt or json, got %q\n", inv.logFormat)
+		return exitUsage
+	}
+	cfg, err := agent.LoadConfig(inv.configFile, inv.overrides)
+	if err != nil {
+		fmt.Fprintf(stderr, "nerve: %v\n", err)
+		return exitUsage
+	}
+	level := new(slog.LevelVar)
+	lvl, _ := config.ParseLevel(cfg.Log.Level) // validated by LoadConfig
+	level.Set(lvl)
+	hopts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(stderr, hopts)
+	if inv.logFormat == "json" {
+		h = slog.NewJSONHandler(stderr, hopts)
+	}
+	logger := slog.New(h)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// After the first SIGINT or SIGTERM, restore the default action so a
+	// second one kills a shutdown that hangs.
+	context.AfterFunc(ctx, stop)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	logger.Info("starting nerve agent", "version", version, "config", configFileName(inv.configFile))
+	err = agent.Run(ctx, logger, cfg, agent.Options{
+		ConfigFile: inv.configFile,
+		Overrides:  inv.overrides,
+		LogLevel:   level,
+		Reload:     hup,
+		Version:    version,
+		Revision:   buildRevision(),
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "nerve: %v\n", err)
+		return exitFailure
+	}
+	logger.Info("stopped")
+	return exitOK
+}
+
+func configFileName(path string) string {
+	if path == "" {
+		return "built-in defaults"
+	}
+	return path
+}
+
+// buildRevision is the link-time revision, else the VCS revision the Go
+// toolchain recorded, else "unknown".
+func buildRevision() string {
+	if revision != "" {
+		return revision
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nervehq/nerve/internal/agent"
+)
+
+// flags renders the overrides that are set, to compare in one string.
+func flags(o agent.Overrides) string {
+	var parts []string
+	if o.ListenAddress != nil {
+		parts = append(parts, "listen="+*o.ListenAddress)
+	}
+	if o.TelemetryPath != nil {
+		parts = append(parts, "path="+*o.TelemetryPath)
+	}
+	if o.LogLevel != nil {
+		parts = append(parts, "level="+*o.LogLevel)
+	}
+	if o.ProbesStrict != nil {
+		parts = append(parts, fmt.Sprintf("strict=%v", *o.ProbesStrict))
+	}
+	if o.BPFStats != nil {
+		parts = append(parts, fmt.Sprintf("stats=%v", *o.BPFStats))
+	}
+	return strings.Join(parts, " ")
+}
+
+// Only flags the user gave may override the config file; a flag at its
+// default must leave the file's value alone.
+func TestParseOverrides(t *testing.T) {
+	tests := []struct {
+		args       []string
+		want       string
+		wantConfig string
+	}{
+		{args: []string{"agent"}, want: ""},
+		{args: []string{"agent", "--config.file=/etc/nerve.yaml"}, want: "", wantConfig: "/etc/nerve.yaml"},
+		{args: []string{"agent", "--web.listen-address=:19648"}, want: "listen=:19648"},
+		{args: []string{"agent", "--web.telemetry-path=/m", "--probes.strict"}, want: "path=/m strict=true"},
+		{args: []string{"agent", "--no-probes.strict", "--bpf-stats"}, want: "strict=false stats=true"},
+		{args: []string{"--log.level=debug", "agent"}, want: "level=debug"},
+		{args: []string{"agent", "--log.level=warn"}, want: "level=warn"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var stdout, stderr strings.Builder
+			inv, code, ok := parse(tt.args, &stdout, &stderr)
+			if !ok {
+				t.Fatalf("parse: code %d, stderr %q", code, stderr.String())
+			}
+			if inv.command != "agent" {
+				t.Errorf("command = %q, want agent", inv.command)
+			}
+			if got := flags(inv.overrides); got != tt.want {
+				t.Errorf("overrides = %q, want %q", got, tt.want)
+			}
+			if inv.configFile != tt.wantConfig {
+				t.Errorf("config file = %q, want %q", inv.configFile, tt.wantConfig)
+			}
+		})
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("probes:\n  blockio:\n    buckets_per_octave: 3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStderr string
+	}{
+		{"no command", nil, exitUsage, "usage: nerve"},
+		{"unknown command", []string{"bogus"}, exitUsage, "nerve: expected command but got \"bogus\""},
+		{"unknown flag", []string{"agent", "--web.listen"}, exitUsage, "nerve: unknown long flag '--web.listen'"},
+		{"bad config", []string{"agent", "--config.file=" + bad}, exitUsage,
+			"nerve: config " + bad + ": probes.blockio.buckets_per_octave: must be 1, 2 or 4, got 3\n"},
+		{"missing config", []string{"agent", "--config.file=" + filepath.Join(dir, "nope.yaml")}, exitUsage, "no such file or directory\n"},
+		{"bad flag value", []string{"agent", "--web.telemetry-path=metrics"}, exitUsage,
+			"nerve: command-line flags: web.telemetry_path: must start with \"/\", got \"metrics\"\n"},
+		{"bad log format", []string{"--log.format=xml", "agent"}, exitUsage, "nerve: --log.format must be logfmt or json, got \"xml\"\n"},
+		{"version", []string{"version"}, exitOK, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr strings.Builder
+			code := run(tt.args, &stdout, &stderr)
+			if code != tt.wantCode {
+				t.Errorf("exit code = %d, want %d (stderr %q)", code, tt.wantCode, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.wantStderr) {
+				t.Errorf("stderr = %q, want it to contain %q", stderr.String(), tt.wantStderr)
+			}
+			if tt.wantCode == exitUsage && tt.args != nil && strings.Count(stderr.String(), "\n") != 1 {
+				t.Errorf("stderr = %q, want one line", stderr.String())
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var stdout, stderr strings.Builder
+	run([]string{"version"}, &stdout, &stderr)
+	if got := stdout.String(); !strings.HasPrefix(got, "nerve dev (revision ") {
+		t.Errorf("version printed %q", got)
+	}
+}

@@ -1,0 +1,131 @@
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"gopkg.in/yaml.v3"
+)
+
+// defaultYAML is the configuration the agent runs on when no file is given,
+// and the base every user file is decoded on top of.
+//
+//go:embed default.yaml
+var defaultYAML []byte
+
+// Config is the agent's whole configuration. Each field's yaml tag is its
+// name in the file and in error messages.
+type Config struct {
+	Web    Web    `yaml:"web"`
+	Log    Log    `yaml:"log"`
+	Probes Probes `yaml:"probes"`
+	// BPFStats turns on the kernel's BPF run-time statistics while the agent
+	// runs. The switch is machine-wide and costs a little on every run of
+	// every BPF program, so it is off unless asked for.
+	BPFStats bool `yaml:"bpf_stats"`
+}
+
+// Web is where the agent serves its metrics.
+type Web struct {
+	ListenAddress string `yaml:"listen_address"`
+	TelemetryPath string `yaml:"telemetry_path"`
+}
+
+// Log is the agent's own logging.
+type Log struct {
+	// Level is debug, info, warn or error; see ParseLevel.
+	Level string `yaml:"level"`
+}
+
+// Probes holds the settings of each probe and those common to all.
+type Probes struct {
+	// Strict makes the agent fail at start when an enabled probe cannot
+	// attach, instead of reporting it as not attached and running on.
+	Strict  bool    `yaml:"strict"`
+	BlockIO BlockIO `yaml:"blockio"`
+}
+
+// BlockIO configures the block I/O latency probe.
+type BlockIO struct {
+	Enabled bool `yaml:"enabled"`
+	// BucketsPerOctave is the exported histogram's resolution: 1, 2 or 4
+	// buckets per power of two.
+	BucketsPerOctave int `yaml:"buckets_per_octave"`
+	// MaxDevices and MaxRequests size the probe's maps; 0 sizes them from
+	// the machine.
+	MaxDevices  int `yaml:"max_devices"`
+	MaxRequests int `yaml:"max_requests"`
+}
+
+// Default returns the embedded default configuration.
+func Default() *Config {
+	cfg := new(Config)
+	if err := decode(defaultYAML, cfg); err != nil {
+		// default.yaml is compiled in and TestDefault parses and validates
+		// it, so this is a broken build, not a runtime condition.
+		panic(fmt.Sprintf("config: embedded default.yaml: %v", err))
+	}
+	return cfg
+}
+
+// Parse decodes data on top of the defaults and validates the result. Only
+// the fields data names change; empty data gives the defaults.
+func Parse(data []byte) (*Config, error) {
+	cfg := Default()
+	if err := decode(data, cfg); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Load reads and parses the file at path; path "" gives the defaults.
+// Errors name the file.
+func Load(path string) (*Config, error) {
+	if path == "" {
+		return Default(), nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		// The *PathError already names the file.
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// decode decodes data into cfg, leaving the fields data does not name as they
+// were. Unknown keys are errors: a misspelt setting that silently keeps its
+// default is worse than an agent that refuses to start.
+func decode(data []byte, cfg *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err := dec.Decode(cfg)
+	if errors.Is(err, io.EOF) {
+		// No document at all: an empty file, or only comments.
+		return nil
+	}
+	if err != nil {
+		return explain(data, err)
+	}
+	// A second document would be ignored by Decode; say so instead, since
+	// its settings would silently not apply.
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case errors.Is(err, io.EOF):
+		return nil
+	case err != nil:
+		return explain(data, err)
+	default:
+		return &FieldError{Line: next.Line, Msg: "more than one YAML document; a config file holds one"}
+	}
+}

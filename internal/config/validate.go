@@ -1,0 +1,118 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// Sanity limits on map sizes. They are not what the kernel allows but what a
+// node could plausibly need; a larger number is far more likely a typo that
+// would pin hundreds of megabytes of locked kernel memory.
+const (
+	MaxDevicesLimit  = 1 << 16
+	MaxRequestsLimit = 1 << 22
+)
+
+// Paths the agent serves itself, which the telemetry path must not shadow.
+const (
+	IndexPath  = "/"
+	HealthPath = "/healthz"
+)
+
+// Validate checks every setting and returns all problems found, as Errors,
+// or nil. It is called by Load and Parse, and again by anyone who changes a
+// Config afterwards (command-line flags do).
+func (c *Config) Validate() error {
+	var errs Errors
+	add := func(path, format string, args ...any) {
+		errs = append(errs, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+
+	if err := checkListenAddress(c.Web.ListenAddress); err != nil {
+		add("web.listen_address", "%v", err)
+	}
+	if err := checkTelemetryPath(c.Web.TelemetryPath); err != nil {
+		add("web.telemetry_path", "%v", err)
+	}
+	if _, err := ParseLevel(c.Log.Level); err != nil {
+		add("log.level", "%v", err)
+	}
+
+	b := c.Probes.BlockIO
+	switch b.BucketsPerOctave {
+	case 1, 2, 4:
+	default:
+		add("probes.blockio.buckets_per_octave", "must be 1, 2 or 4, got %d", b.BucketsPerOctave)
+	}
+	if b.MaxDevices < 0 || b.MaxDevices > MaxDevicesLimit {
+		add("probes.blockio.max_devices", "must be from 0 (sized from the machine) to %d, got %d", MaxDevicesLimit, b.MaxDevices)
+	}
+	if b.MaxRequests < 0 || b.MaxRequests > MaxRequestsLimit {
+		add("probes.blockio.max_requests", "must be from 0 (sized from the machine) to %d, got %d", MaxRequestsLimit, b.MaxRequests)
+	}
+
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
+}
+
+func checkListenAddress(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("must be host:port, like \":19648\" or \"127.0.0.1:19648\", got %q", addr)
+	}
+	// Port 0 would pick a random port, which Prometheus could never find.
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port must be a number from 1 to 65535, got %q", port)
+	}
+	if strings.ContainsAny(host, " \t/") {
+		return fmt.Errorf("host must be empty, an IP address or a host name, got %q", host)
+	}
+	return nil
+}
+
+func checkTelemetryPath(p string) error {
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Errorf("must start with \"/\", got %q", p)
+	case strings.IndexFunc(p, notPathChar) >= 0:
+		// Besides query and fragment, this keeps out "{" and "}", which the
+		// agent's HTTP router would read as wildcards.
+		return fmt.Errorf("must be a plain URL path of letters, digits and / . _ ~ -, got %q", p)
+	case path.Clean(p) != p:
+		return fmt.Errorf("must be a clean path, got %q (did you mean %q?)", p, path.Clean(p))
+	case p == IndexPath || p == HealthPath:
+		return fmt.Errorf("%q is the agent's own page; choose another path", p)
+	}
+	return nil
+}
+
+// notPathChar reports whether r may not appear in the telemetry path: only
+// URL path characters that never need escaping may.
+func notPathChar(r rune) bool {
+	switch {
+	case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+		return false
+	}
+	return !strings.ContainsRune("/._~-", r)
+}
+
+// ParseLevel parses a log level name: debug, info, warn or error.
+func ParseLevel(s string) (slog.Level, error) {
+	switch s {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("must be debug, info, warn or error, got %q", s)
+}
