@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * runqueue: how long runnable tasks wait for a CPU.
+ *
+ * A wait starts when a task is woken (sched_wakeup, sched_wakeup_new) or is
+ * switched out while still runnable (preempted), and ends when sched_switch
+ * puts it on a CPU. The start time lives in task storage, which the kernel
+ * frees with the task: an exited task can never leave a stale start behind
+ * that a recycled pid would turn into a bogus huge wait (the hash-by-pid
+ * design of runqlat can). A task switched out asleep has its start cleared,
+ * so a wakeup of a task that was already running cannot leave one either.
+ *
+ * Histograms: node-wide, and per target (a cgroup, or a process by tgid, that
+ * user space maps to a small target index). Both are per-CPU arrays: no
+ * atomics and no hash insert on the hot path.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "nerve_hist.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define MAX_TARGETS 64
+
+struct runq_hist {
+	__u64 counts[HIST_BUCKETS];
+	__u64 sum_ns;
+};
+
+struct runq_task {
+	__u64 enqueued_ns; /* 0: not waiting */
+};
+
+enum runq_drop {
+	RUNQ_DROP_STORAGE, /* could not get task storage at wakeup */
+	RUNQ_DROP_MAX,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct runq_task);
+} runq_tasks SEC(".maps");
+
+/* Key 0: the whole node. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct runq_hist);
+} runqueue_delay_seconds SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_TARGETS);
+	__type(key, __u32);
+	__type(value, struct runq_hist);
+} runqueue_target_delay_seconds SEC(".maps");
+
+/* cgroup v2 id -> target index; filled by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u32);
+} runq_cgroup_targets SEC(".maps");
+
+/* tgid -> target index, for targets named by process; filled by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u32);
+} runq_tgid_targets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RUNQ_DROP_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} runq_drops SEC(".maps");
+
+/* Set by user space: skip target lookups when no target is configured. */
+const volatile bool have_cgroup_targets = false;
+const volatile bool have_tgid_targets = false;
+
+const enum runq_drop *unused_runq_drop __attribute__((unused));
+
+#define BOUNDED(v, max)                                                  \
+	({                                                               \
+		__u64 __i = (v);                                         \
+		asm volatile("if %0 < %1 goto +1; %0 = 0;"               \
+			     : "+r"(__i) : "i"(max));                    \
+		__i;                                                     \
+	})
+
+/* Before Linux 5.14 (2f064a59a11f) the task state was `long state`. */
+struct task_struct___pre514 {
+	long state;
+} __attribute__((preserve_access_index));
+
+static __always_inline long task_state(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->__state))
+		return t->__state;
+	return ((struct task_struct___pre514 *)t)->state;
+}
+
+static __always_inline void hist_add(struct runq_hist *h, __u64 v)
+{
+	__u64 b = BOUNDED(hist_bucket(v), HIST_BUCKETS);
+
+	h->counts[b] += 1; /* per-CPU: no atomic needed */
+	h->sum_ns += v;
+}
+
+static __always_inline void enqueue(struct task_struct *p)
+{
+	struct runq_task *t;
+
+	if (!p->pid) /* idle */
+		return;
+	t = bpf_task_storage_get(&runq_tasks, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!t) {
+		__u32 k = RUNQ_DROP_STORAGE;
+		__u64 *n = bpf_map_lookup_elem(&runq_drops, &k);
+
+		if (n)
+			*n += 1;
+		return;
+	}
+	t->enqueued_ns = bpf_ktime_get_ns();
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(nrv_rq_wakeup, struct task_struct *p)
+{
+	enqueue(p);
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(nrv_rq_wakeup_new, struct task_struct *p)
+{
+	enqueue(p);
+	return 0;
+}
+
+static __always_inline __u32 *target_of(struct task_struct *p)
+{
+	__u32 *idx = NULL;
+
+	if (have_cgroup_targets) {
+		__u64 cg = BPF_CORE_READ(p, cgroups, dfl_cgrp, kn, id);
+
+		idx = bpf_map_lookup_elem(&runq_cgroup_targets, &cg);
+	}
+	if (!idx && have_tgid_targets) {
+		__u32 tgid = p->tgid;
+
+		idx = bpf_map_lookup_elem(&runq_tgid_targets, &tgid);
+	}
+	return idx;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(nrv_rq_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	struct runq_task *t;
+	struct runq_hist *h;
+	__u64 now = bpf_ktime_get_ns(), delay;
+	__u32 zero = 0, *idx;
+
+	/* prev: still runnable (preempted) starts a wait; asleep clears one. */
+	if (prev->pid) {
+		bool runnable = task_state(prev) == 0; /* TASK_RUNNING */
+
+		t = bpf_task_storage_get(&runq_tasks, prev, 0,
+					 runnable ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+		if (t)
+			t->enqueued_ns = runnable ? now : 0;
+	}
+
+	if (!next->pid)
+		return 0;
+	t = bpf_task_storage_get(&runq_tasks, next, 0, 0);
+	if (!t || !t->enqueued_ns)
+		return 0;
+	delay = now > t->enqueued_ns ? now - t->enqueued_ns : 0;
+	t->enqueued_ns = 0;
+
+	h = bpf_map_lookup_elem(&runqueue_delay_seconds, &zero);
+	if (h)
+		hist_add(h, delay);
+	idx = target_of(next);
+	if (idx) {
+		h = bpf_map_lookup_elem(&runqueue_target_delay_seconds, idx);
+		if (h)
+			hist_add(h, delay);
+	}
+	return 0;
+}
