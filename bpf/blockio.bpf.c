@@ -133,16 +133,6 @@ const enum block_drop *unused_block_drop __attribute__((unused));
 		__v;                                                   \
 	})
 
-/* Force an index below max in the very register that will be used, so that
- * the verifier sees the bound (a C comparison is often made on a copy). */
-#define BOUNDED(v, max)                                                  \
-	({                                                               \
-		__u64 __i = (v);                                         \
-		asm volatile("if %0 < %1 goto +1; %0 = 0;"               \
-			     : "+r"(__i) : "i"(max));                    \
-		__i;                                                     \
-	})
-
 /* Add one observation. The index checks keep the verifier sure of the
  * bounds; barrier_var stops clang from proving them redundant. */
 static __always_inline void hist_add(__u64 *slots, __u64 *sum, __u64 v)

@@ -19,15 +19,10 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "nerve_hist.h"
+#include "nerve_targets.h"
+#include "nerve_task.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-#define MAX_TARGETS 64
-
-struct runq_hist {
-	__u64 counts[HIST_BUCKETS];
-	__u64 sum_ns;
-};
 
 struct runq_task {
 	__u64 enqueued_ns; /* 0: not waiting */
@@ -50,31 +45,15 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct runq_hist);
+	__type(value, struct nerve_hist);
 } runqueue_delay_seconds SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, MAX_TARGETS);
 	__type(key, __u32);
-	__type(value, struct runq_hist);
+	__type(value, struct nerve_hist);
 } runqueue_target_delay_seconds SEC(".maps");
-
-/* cgroup v2 id -> target index; filled by user space. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64);
-	__type(value, __u32);
-} runq_cgroup_targets SEC(".maps");
-
-/* tgid -> target index, for targets named by process; filled by user space. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
-	__type(value, __u32);
-} runq_tgid_targets SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -83,39 +62,7 @@ struct {
 	__type(value, __u64);
 } runq_drops SEC(".maps");
 
-/* Set by user space: skip target lookups when no target is configured. */
-const volatile bool have_cgroup_targets = false;
-const volatile bool have_tgid_targets = false;
-
 const enum runq_drop *unused_runq_drop __attribute__((unused));
-
-#define BOUNDED(v, max)                                                  \
-	({                                                               \
-		__u64 __i = (v);                                         \
-		asm volatile("if %0 < %1 goto +1; %0 = 0;"               \
-			     : "+r"(__i) : "i"(max));                    \
-		__i;                                                     \
-	})
-
-/* Before Linux 5.14 (2f064a59a11f) the task state was `long state`. */
-struct task_struct___pre514 {
-	long state;
-} __attribute__((preserve_access_index));
-
-static __always_inline long task_state(struct task_struct *t)
-{
-	if (bpf_core_field_exists(t->__state))
-		return t->__state;
-	return ((struct task_struct___pre514 *)t)->state;
-}
-
-static __always_inline void hist_add(struct runq_hist *h, __u64 v)
-{
-	__u64 b = BOUNDED(hist_bucket(v), HIST_BUCKETS);
-
-	h->counts[b] += 1; /* per-CPU: no atomic needed */
-	h->sum_ns += v;
-}
 
 static __always_inline void enqueue(struct task_struct *p)
 {
@@ -149,28 +96,11 @@ int BPF_PROG(nrv_rq_wakeup_new, struct task_struct *p)
 	return 0;
 }
 
-static __always_inline __u32 *target_of(struct task_struct *p)
-{
-	__u32 *idx = NULL;
-
-	if (have_cgroup_targets) {
-		__u64 cg = BPF_CORE_READ(p, cgroups, dfl_cgrp, kn, id);
-
-		idx = bpf_map_lookup_elem(&runq_cgroup_targets, &cg);
-	}
-	if (!idx && have_tgid_targets) {
-		__u32 tgid = p->tgid;
-
-		idx = bpf_map_lookup_elem(&runq_tgid_targets, &tgid);
-	}
-	return idx;
-}
-
 SEC("tp_btf/sched_switch")
 int BPF_PROG(nrv_rq_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
 	struct runq_task *t;
-	struct runq_hist *h;
+	struct nerve_hist *h;
 	__u64 now = bpf_ktime_get_ns(), delay;
 	__u32 zero = 0, *idx;
 
@@ -194,12 +124,12 @@ int BPF_PROG(nrv_rq_switch, bool preempt, struct task_struct *prev, struct task_
 
 	h = bpf_map_lookup_elem(&runqueue_delay_seconds, &zero);
 	if (h)
-		hist_add(h, delay);
+		nerve_hist_add(h, delay);
 	idx = target_of(next);
 	if (idx) {
 		h = bpf_map_lookup_elem(&runqueue_target_delay_seconds, idx);
 		if (h)
-			hist_add(h, delay);
+			nerve_hist_add(h, delay);
 	}
 	return 0;
 }

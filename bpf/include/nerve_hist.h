@@ -52,4 +52,28 @@ static __always_inline __u32 hist_bucket(__u64 ns)
 	       ((u >> (m - HIST_SUB_SHIFT)) & (HIST_SUB - 1));
 }
 
+/* Force an index below max in the very register that will be used, so that
+ * the verifier sees the bound (a C comparison is often made on a copy). */
+#define BOUNDED(v, max)                                                  \
+	({                                                               \
+		__u64 __i = (v);                                         \
+		asm volatile("if %0 < %1 goto +1; %0 = 0;"               \
+			     : "+r"(__i) : "i"(max));                    \
+		__i;                                                     \
+	})
+
+/* A histogram in a per-CPU map value: no atomics needed. */
+struct nerve_hist {
+	__u64 counts[HIST_BUCKETS];
+	__u64 sum_ns;
+};
+
+static __always_inline void nerve_hist_add(struct nerve_hist *h, __u64 v)
+{
+	__u64 b = BOUNDED(hist_bucket(v), HIST_BUCKETS);
+
+	h->counts[b] += 1;
+	h->sum_ns += v;
+}
+
 #endif /* NERVE_HIST_H */

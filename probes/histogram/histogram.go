@@ -12,6 +12,8 @@ package histogram
 import (
 	"fmt"
 	"math"
+
+	"github.com/cilium/ebpf"
 )
 
 // Layout of the kernel buckets; must match nerve_hist.h.
@@ -138,4 +140,18 @@ func (h *Hist) Prometheus(perOctave int) (map[float64]uint64, uint64, float64, e
 	}
 	cum += h.Counts[Buckets-1]
 	return out, cum, float64(h.SumNs) / 1e9, nil
+}
+
+// ReadPerCPU reads one key of a per-CPU map whose value is a struct
+// nerve_hist (bpf/include/nerve_hist.h) and sums the CPUs.
+func ReadPerCPU(m *ebpf.Map, key uint32) (Hist, error) {
+	var perCPU []Hist
+	if err := m.Lookup(key, &perCPU); err != nil {
+		return Hist{}, err
+	}
+	var h Hist
+	for i := range perCPU {
+		h.Add(&perCPU[i])
+	}
+	return h, nil
 }

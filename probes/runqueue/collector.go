@@ -53,10 +53,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	p := c.p
-	p.mu.Lock()
-	found := append([]bool(nil), p.found...)
-	set := p.set
-	p.mu.Unlock()
+	set := p.tracker.Current()
+	found := set.Found
 	for i, t := range p.cfg.Targets {
 		up := 0.0
 		if found[i] {

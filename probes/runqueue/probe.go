@@ -6,7 +6,6 @@
 package runqueue
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,20 +46,14 @@ type Probe struct {
 	bpf     bool // false: schedstat fallback
 	bpfErr  error
 	proc    procfs.FS
-	cancel  context.CancelFunc
-	done    chan struct{}
+	tracker *targets.Tracker
 	closeMu sync.Once
-
-	mu    sync.Mutex   // guards found
-	found []bool       // per target: matched something at the last refresh
-	set   *targets.Set // guarded by mu: the last resolution
 }
 
 // New loads and attaches the programs, or falls back to schedstat when the
 // kernel cannot run them (then the returned probe still works and
 // Attached reports false). An error means even the fallback is impossible.
 func New(logger *slog.Logger, cfg Config) (*Probe, error) {
-	logger = logger.With("probe", "runqueue")
 	if err := targets.ValidateAll(cfg.Targets, MaxTargets); err != nil {
 		return nil, fmt.Errorf("runqueue: %w", err)
 	}
@@ -75,11 +68,11 @@ func New(logger *slog.Logger, cfg Config) (*Probe, error) {
 	if cfg.Resolver == (targets.Resolver{}) {
 		cfg.Resolver = targets.Default()
 	}
-	proc, err := procfs.NewFS(orDefault(cfg.Resolver.Proc, "/proc"))
+	proc, err := procfs.NewFS(cfg.Resolver.Proc)
 	if err != nil {
 		return nil, fmt.Errorf("runqueue: %w", err)
 	}
-	p := &Probe{logger: logger, cfg: cfg, proc: proc, found: make([]bool, len(cfg.Targets)), done: make(chan struct{})}
+	p := &Probe{logger: logger, cfg: cfg, proc: proc}
 	if err := p.load(); err != nil {
 		p.detach()
 		p.bpfErr = err
@@ -87,21 +80,13 @@ func New(logger *slog.Logger, cfg Config) (*Probe, error) {
 	} else {
 		p.bpf = true
 	}
-	if err := p.refresh(); err != nil {
-		logger.Warn("resolve targets", "err", err)
+	var cg, tg *ebpf.Map
+	if p.bpf {
+		cg, tg = p.objs.TargetCgroups, p.objs.TargetTgids
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p.cancel = cancel
-	go p.refreshLoop(ctx)
+	p.tracker = targets.NewTracker(logger, cfg.Resolver, cfg.Targets, cfg.Refresh, cg, tg)
 	logger.Info("started", "bpf", p.bpf, "targets", len(cfg.Targets))
 	return p, nil
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 func (p *Probe) load() error {
@@ -109,13 +94,7 @@ func (p *Probe) load() error {
 	if err != nil {
 		return fmt.Errorf("load spec: %w", err)
 	}
-	var (
-		haveCgroup, haveTgid bool
-	)
-	for _, t := range p.cfg.Targets {
-		haveCgroup = haveCgroup || t.Cgroup != "" || t.SystemdUnit != ""
-		haveTgid = haveTgid || t.Process != ""
-	}
+	haveCgroup, haveTgid := targets.Kinds(p.cfg.Targets)
 	if err := spec.Variables["have_cgroup_targets"].Set(haveCgroup); err != nil {
 		return err
 	}
@@ -162,91 +141,15 @@ func (p *Probe) detach() {
 	p.objs.Close()
 }
 
-// Close stops the refresh goroutine and detaches the programs.
+// Close stops the target refresh and detaches the programs.
 func (p *Probe) Close() error {
 	p.closeMu.Do(func() {
-		if p.cancel != nil {
-			p.cancel()
-			<-p.done
+		if p.tracker != nil {
+			p.tracker.Close()
 		}
 		p.detach()
 	})
 	return nil
-}
-
-// refreshLoop resolves targets again every Refresh until ctx ends (Close).
-func (p *Probe) refreshLoop(ctx context.Context) {
-	defer close(p.done)
-	t := time.NewTicker(p.cfg.Refresh)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := p.refresh(); err != nil {
-				p.logger.Warn("resolve targets", "err", err)
-			}
-		}
-	}
-}
-
-// refresh resolves the targets and brings the kernel's lookup maps in line.
-// On error the last good resolution stays in force.
-func (p *Probe) refresh() error {
-	if len(p.cfg.Targets) == 0 {
-		return nil
-	}
-	set, err := p.cfg.Resolver.Resolve(p.cfg.Targets)
-	if err != nil {
-		return err
-	}
-	if p.bpf {
-		if err := syncMap(p.objs.RunqCgroupTargets, set.Cgroups); err != nil {
-			return fmt.Errorf("update cgroup targets: %w", err)
-		}
-		tg := make(map[uint32]uint32, len(set.Tgids))
-		for k, v := range set.Tgids {
-			tg[k] = v
-		}
-		if err := syncMap(p.objs.RunqTgidTargets, tg); err != nil {
-			return fmt.Errorf("update process targets: %w", err)
-		}
-	}
-	p.mu.Lock()
-	p.found, p.set = set.Found, set
-	p.mu.Unlock()
-	return nil
-}
-
-// syncMap makes a kernel hash map hold exactly want.
-func syncMap[K comparable](m *ebpf.Map, want map[K]uint32) error {
-	var (
-		k     K
-		v     uint32
-		stale []K
-	)
-	it := m.Iterate()
-	for it.Next(&k, &v) {
-		if w, ok := want[k]; !ok || w != v {
-			stale = append(stale, k)
-		}
-	}
-	if err := it.Err(); err != nil {
-		return err
-	}
-	for _, k := range stale {
-		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return err
-		}
-	}
-	var errs []error
-	for k, v := range want {
-		if err := m.Put(k, v); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // Delays is one read of the kernel histograms.
@@ -261,35 +164,22 @@ func (p *Probe) Read() (*Delays, error) {
 		return nil, errors.New("runqueue: BPF programs not attached")
 	}
 	d := &Delays{Targets: map[string]histogram.Hist{}}
-	var perCPU []runqueueRunqHist
-	if err := p.objs.RunqueueDelaySeconds.Lookup(uint32(0), &perCPU); err != nil {
+	var err error
+	if d.Node, err = histogram.ReadPerCPU(p.objs.RunqueueDelaySeconds, 0); err != nil {
 		return nil, fmt.Errorf("runqueue: read node histogram: %w", err)
 	}
-	d.Node = sumHist(perCPU)
-	p.mu.Lock()
-	found := append([]bool(nil), p.found...)
-	p.mu.Unlock()
+	found := p.tracker.Current().Found
 	for i, t := range p.cfg.Targets {
 		if !found[i] {
 			continue // exited or not started: no series
 		}
-		if err := p.objs.RunqueueTargetDelaySeconds.Lookup(uint32(i), &perCPU); err != nil {
+		h, err := histogram.ReadPerCPU(p.objs.RunqueueTargetDelaySeconds, uint32(i))
+		if err != nil {
 			return nil, fmt.Errorf("runqueue: read target %q: %w", t.Name, err)
 		}
-		d.Targets[t.Name] = sumHist(perCPU)
+		d.Targets[t.Name] = h
 	}
 	return d, nil
-}
-
-func sumHist(perCPU []runqueueRunqHist) histogram.Hist {
-	var h histogram.Hist
-	for _, c := range perCPU {
-		for i := range h.Counts {
-			h.Counts[i] += c.Counts[i]
-		}
-		h.SumNs += c.SumNs
-	}
-	return h
 }
 
 // Drops returns the events lost in the kernel, by reason.

@@ -13,18 +13,18 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type runqueueNerveHist struct {
+	_      structs.HostLayout
+	Counts [106]uint64
+	SumNs  uint64
+}
+
 type runqueueRunqDrop uint32
 
 const (
 	runqueueRunqDropRUNQ_DROP_STORAGE runqueueRunqDrop = 0
 	runqueueRunqDropRUNQ_DROP_MAX     runqueueRunqDrop = 1
 )
-
-type runqueueRunqHist struct {
-	_      structs.HostLayout
-	Counts [106]uint64
-	SumNs  uint64
-}
 
 type runqueueRunqTask struct {
 	_          structs.HostLayout
@@ -35,12 +35,12 @@ type runqueueRunqTask struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	runqueueMapRunqCgroupTargets          = "runq_cgroup_targets"
 	runqueueMapRunqDrops                  = "runq_drops"
 	runqueueMapRunqTasks                  = "runq_tasks"
-	runqueueMapRunqTgidTargets            = "runq_tgid_targets"
 	runqueueMapRunqueueDelaySeconds       = "runqueue_delay_seconds"
 	runqueueMapRunqueueTargetDelaySeconds = "runqueue_target_delay_seconds"
+	runqueueMapTargetCgroups              = "target_cgroups"
+	runqueueMapTargetTgids                = "target_tgids"
 	runqueueProgNrvRqSwitch               = "nrv_rq_switch"
 	runqueueProgNrvRqWakeup               = "nrv_rq_wakeup"
 	runqueueProgNrvRqWakeupNew            = "nrv_rq_wakeup_new"
@@ -100,12 +100,12 @@ type runqueueProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type runqueueMapSpecs struct {
-	RunqCgroupTargets          *ebpf.MapSpec `ebpf:"runq_cgroup_targets"`
 	RunqDrops                  *ebpf.MapSpec `ebpf:"runq_drops"`
 	RunqTasks                  *ebpf.MapSpec `ebpf:"runq_tasks"`
-	RunqTgidTargets            *ebpf.MapSpec `ebpf:"runq_tgid_targets"`
 	RunqueueDelaySeconds       *ebpf.MapSpec `ebpf:"runqueue_delay_seconds"`
 	RunqueueTargetDelaySeconds *ebpf.MapSpec `ebpf:"runqueue_target_delay_seconds"`
+	TargetCgroups              *ebpf.MapSpec `ebpf:"target_cgroups"`
+	TargetTgids                *ebpf.MapSpec `ebpf:"target_tgids"`
 }
 
 // runqueueVariableSpecs contains global variables before they are loaded into the kernel.
@@ -137,22 +137,22 @@ func (o *runqueueObjects) Close() error {
 //
 // It can be passed to loadRunqueueObjects or ebpf.CollectionSpec.LoadAndAssign.
 type runqueueMaps struct {
-	RunqCgroupTargets          *ebpf.Map `ebpf:"runq_cgroup_targets"`
 	RunqDrops                  *ebpf.Map `ebpf:"runq_drops"`
 	RunqTasks                  *ebpf.Map `ebpf:"runq_tasks"`
-	RunqTgidTargets            *ebpf.Map `ebpf:"runq_tgid_targets"`
 	RunqueueDelaySeconds       *ebpf.Map `ebpf:"runqueue_delay_seconds"`
 	RunqueueTargetDelaySeconds *ebpf.Map `ebpf:"runqueue_target_delay_seconds"`
+	TargetCgroups              *ebpf.Map `ebpf:"target_cgroups"`
+	TargetTgids                *ebpf.Map `ebpf:"target_tgids"`
 }
 
 func (m *runqueueMaps) Close() error {
 	return _RunqueueClose(
-		m.RunqCgroupTargets,
 		m.RunqDrops,
 		m.RunqTasks,
-		m.RunqTgidTargets,
 		m.RunqueueDelaySeconds,
 		m.RunqueueTargetDelaySeconds,
+		m.TargetCgroups,
+		m.TargetTgids,
 	)
 }
 
