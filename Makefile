@@ -1,0 +1,130 @@
+# nerve: build, run, test and regenerate. `make help` lists the targets.
+#
+# Most targets need root (eBPF, loop devices, mounts); run them with sudo.
+# sudo resets PATH, so Go is looked up on PATH first and then in /usr/local/go.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+# go generate runs `go tool bpf2go`, which needs the same go on PATH.
+export PATH := $(patsubst %/,%,$(dir $(GO))):$(PATH)
+
+# bpf2go reads these when gen.go does not pass -cc / -strip itself.
+export BPF2GO_CC ?= clang-14
+export BPF2GO_STRIP ?= llvm-strip-14
+
+ARGS ?=
+TEST_TIMEOUT ?= 40m
+FUZZTIME ?= 20s
+BENCH_DURATION ?= 20s
+BENCH_ARGS ?=
+
+# cmd/nerve declares `var version, revision string` for `nerve version`.
+VERSION ?= $(shell git describe --tags --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)
+
+# Debian package, then the command or file that shows it is present (so a tool
+# installed some other way also counts).
+DEPS := \
+	clang-14:clang-14 \
+	llvm-14:llvm-strip-14 \
+	libbpf-dev:/usr/include/bpf/bpf_helpers.h \
+	bpftool:bpftool \
+	libbpf-tools:/usr/sbin/biolatency \
+	fio:fio \
+	stress-ng:stress-ng \
+	fuse3:fusermount3 \
+	prometheus:promtool \
+	util-linux:losetup \
+	kmod:modprobe
+
+.PHONY: help deps mounts build run test vet generate vmlinux check-generated bench-blockio fuzz clean
+
+help:
+	@echo 'sudo make run         build and start the agent on the embedded default config (ARGS="..." adds flags)'
+	@echo 'sudo make test        install deps, mount tracefs/bpffs, go vet, go test (privileged tests run as root)'
+	@echo '     make build       bin/nerve'
+	@echo 'sudo make deps        install the Debian packages tests and generation need; load loop and fuse'
+	@echo 'sudo make mounts      mount tracefs and bpffs if they are not'
+	@echo '     make generate    regenerate the bpf2go objects (needs clang-14)'
+	@echo '     make vmlinux     regenerate bpf/include/vmlinux.h from this kernel'"'"'s BTF'
+	@echo '     make check-generated  regenerate and fail if the committed objects differ'
+	@echo 'sudo make bench-blockio    fio on a loop device: no tracer vs nerve vs biolatency'
+	@echo '     make fuzz        every Fuzz target for $$FUZZTIME ($(FUZZTIME)) each'
+	@echo '     make clean'
+
+deps:
+	@command -v "$(GO)" >/dev/null || { echo "deps: Go not found; install Go >= 1.26 into /usr/local/go" >&2; exit 1; }
+	@missing=(); \
+	for d in $(DEPS); do \
+		pkg=$${d%%:*}; probe=$${d#*:}; \
+		if [[ "$$(dpkg-query -W -f='$${db:Status-Status}' "$$pkg" 2>/dev/null)" == installed ]]; then continue; fi; \
+		if [[ $$probe == /* ]]; then [[ -e $$probe ]] && continue; else command -v "$$probe" >/dev/null && continue; fi; \
+		missing+=("$$pkg"); \
+	done; \
+	if (( $${#missing[@]} )); then \
+		if (( EUID != 0 )); then echo "deps: missing $${missing[*]}; not root, so not installing (sudo make deps)" >&2; exit 0; fi; \
+		echo "deps: installing $${missing[*]}"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq; \
+		apt-get install -y -qq --no-install-recommends "$${missing[@]}" >/dev/null; \
+	fi
+	@# Built-in modules show up in /sys/module without modprobe (which fails without /proc/modules).
+	@for m in loop fuse; do \
+		[[ -d /sys/module/$$m ]] || modprobe -q "$$m" 2>/dev/null || echo "deps: module $$m not available" >&2; \
+	done
+
+# Not root: nothing can be mounted, and the privileged tests skip anyway.
+mounts:
+	@if (( EUID != 0 )); then echo "mounts: not root, skipping" >&2; exit 0; fi; \
+	mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing; \
+	mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/nerve ./cmd/nerve
+
+run: build mounts
+	bin/nerve agent $(ARGS)
+
+vet:
+	$(GO) vet ./...
+
+# NERVE_REQUIRE_PRIVILEGED is left to the caller: .ci/run sets it, so a
+# privileged test that cannot run fails there and skips on a laptop.
+test: deps mounts vet
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+generate:
+	@command -v "$(BPF2GO_CC)" >/dev/null || { echo "generate: $(BPF2GO_CC) not found; run 'sudo make deps'" >&2; exit 1; }
+	$(GO) generate ./...
+
+vmlinux:
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/include/vmlinux.h.tmp
+	mv bpf/include/vmlinux.h.tmp bpf/include/vmlinux.h
+
+check-generated: generate
+	@if ! git diff --quiet -- '*_bpfel.go' '*_bpfel.o' || [[ -n "$$(git ls-files --others --exclude-standard -- '*_bpfel.go' '*_bpfel.o')" ]]; then \
+		git status --short -- '*_bpfel.go' '*_bpfel.o' >&2; \
+		echo "check-generated: the committed bpf2go output differs from what 'make generate' produces;" >&2; \
+		echo "check-generated: run 'make generate' with clang-14 and commit the *_bpfel.go and *_bpfel.o files" >&2; \
+		exit 1; \
+	fi
+	@echo "check-generated: bpf2go output is up to date"
+
+bench-blockio: build mounts
+	$(GO) run ./test/bench/blockio -duration $(BENCH_DURATION) -nerve bin/nerve $(BENCH_ARGS)
+
+# `go test -list` prints a package's matching names, then its "ok <pkg>" line.
+fuzz:
+	@targets=$$($(GO) test -list '^Fuzz' ./... | awk '/^Fuzz/ {n[++c] = $$1; next} /^ok/ {for (i = 1; i <= c; i++) print $$2, n[i]; c = 0}'); \
+	if [[ -z $$targets ]]; then echo "fuzz: no Fuzz targets"; exit 0; fi; \
+	while read -r pkg name; do \
+		echo "fuzz: $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+	done <<< "$$targets"
+
+clean:
+	rm -rf bin
