@@ -19,8 +19,11 @@
  * Cost: no hash insert or delete on the fast path. The per-request state
  * lives in an LRU hash keyed by the request pointer; requests are
  * preallocated by blk-mq, so after warm-up each issue and completion is one
- * lookup and an in-place write. The tag-wait stash is touched only when a
- * submitter actually slept for a tag.
+ * lookup and an in-place write. Clock reads are the dearest part on
+ * virtual machines, so: issue reads none where the kernel stamps the
+ * request itself; submission reads none unless the disk has lately made a
+ * submitter sleep for a tag; the tag-wait stash is touched only for a real
+ * wait.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -56,6 +59,9 @@ struct block_device_stats {
 	__u32 pad;
 	__s64 inflight; /* issued and not completed, as seen by us */
 	__s64 tagwaits_pending;
+	__u64 tag_pressure_until; /* jiffies: time submissions until then */
+	__u32 kernel_issue_ts;    /* the kernel stamps io_start_time_ns here */
+	__u32 pad2;
 	__u64 requests[BLOCK_OPS];
 	__u64 errors[BLOCK_OPS];
 	__u64 queue_unknown[BLOCK_OPS];
@@ -66,7 +72,8 @@ struct block_device_stats {
 };
 
 struct block_request {
-	__u64 issue_ns; /* 0 when not in flight */
+	__u64 issue_ns;  /* ours, or 1 when the kernel's io_start_time_ns counts; 0: not in flight */
+	__u64 waited_ns; /* tag wait to add to the queue time at completion */
 	__u32 slot;
 	__u8 op;
 	__u8 class;
@@ -74,8 +81,9 @@ struct block_request {
 };
 
 struct block_submit {
-	__u64 ts;
 	__u64 bio;
+	__u64 ts;    /* 0 unless the disk is under tag pressure */
+	__u64 nvcsw; /* voluntary switches at submission: a change means it slept */
 };
 
 /* Sized from the machine by the loader. */
@@ -197,18 +205,36 @@ static __always_inline struct block_device_stats *slot_get(__u32 slot)
 	return d;
 }
 
+static __always_inline void queue_add(struct block_device_stats *d, __u64 op,
+				      __u64 start, __u64 issued, __u64 waited)
+{
+	/* The kernel's stamps may come from a per-plug cached clock, so the
+	 * start can read a hair later than the issue: that is no wait. */
+	if (start)
+		hist_add(d->queue[op], &d->queue_sum_ns[op],
+			 (start <= issued ? issued - start : 0) + waited);
+	else if (waited)
+		hist_add(d->queue[op], &d->queue_sum_ns[op], waited);
+	else
+		__sync_fetch_and_add(&d->queue_unknown[op], 1);
+}
+
+/*
+ * Issue. When the kernel stamps io_start_time_ns itself (its I/O statistics
+ * are on: writeback throttling, iolatency, ...), issue reads no clock: the
+ * completion computes queue and service time from the kernel's stamps. A
+ * disk learns that at its first completion; if the stamps stop, the next
+ * completion turns our own clock back on.
+ */
 static __always_inline int on_issue(struct request *rq, const bool btf)
 {
 	struct block_device_stats *d;
 	struct block_request *r;
 	struct request_queue *q;
 	struct gendisk *disk;
-	__u64 now, start, waited = 0;
+	__u64 now = 0, waited = 0, op, class;
 	__u32 slot, dev;
-	__s64 before;
-	__u64 op, class;
 
-	now = bpf_ktime_get_ns();
 	q = RD(btf, rq->q);
 	if (!q)
 		return 0;
@@ -226,7 +252,6 @@ static __always_inline int on_issue(struct request *rq, const bool btf)
 
 	op = BOUNDED(op_of(RD(btf, rq->cmd_flags)), BLOCK_OPS);
 
-	/* Queue time. */
 	if (d->tagwaits_pending > 0) {
 		__u64 bio = (__u64)RD(btf, rq->bio);
 		__u64 *w = bpf_map_lookup_elem(&block_tagwaits, &bio);
@@ -237,18 +262,14 @@ static __always_inline int on_issue(struct request *rq, const bool btf)
 			__sync_fetch_and_add(&d->tagwaits_pending, -1);
 		}
 	}
-	start = RD(btf, rq->start_time_ns);
-	if ((start && start <= now) || waited) {
-		__u64 qt = waited + ((start && start <= now) ? now - start : 0);
-
-		hist_add(d->queue[op], &d->queue_sum_ns[op], qt);
-	} else {
-		__sync_fetch_and_add(&d->queue_unknown[op], 1);
+	if (!d->kernel_issue_ts) {
+		now = bpf_ktime_get_ns();
+		queue_add(d, op, RD(btf, rq->start_time_ns), now, waited);
+		waited = 0;
 	}
 
 	/* In flight before this one; a racy read is fine for a class. */
-	before = d->inflight;
-	class = class_of(before);
+	class = class_of(d->inflight);
 
 	r = bpf_map_lookup_elem(&block_requests, &rq);
 	if (r) {
@@ -257,10 +278,12 @@ static __always_inline int on_issue(struct request *rq, const bool btf)
 		r->slot = slot;
 		r->op = op;
 		r->class = class;
-		r->issue_ns = now;
+		r->waited_ns = waited;
+		r->issue_ns = now ? now : 1;
 	} else {
 		struct block_request n = {
-			.issue_ns = now, .slot = slot, .op = op, .class = class,
+			.issue_ns = now ? now : 1, .waited_ns = waited,
+			.slot = slot, .op = op, .class = class,
 		};
 		__u64 key = (__u64)rq;
 
@@ -278,8 +301,7 @@ static __always_inline int on_complete(struct request *rq, int error,
 {
 	struct block_device_stats *d;
 	struct block_request *r;
-	__u64 now, svc, issued;
-	__u64 op, class, oc;
+	__u64 now, svc, issued, kissued, waited, op, class, oc;
 	__u32 slot;
 
 	/* A partial completion: the request goes on. */
@@ -294,8 +316,8 @@ static __always_inline int on_complete(struct request *rq, int error,
 			drop(BLOCK_DROP_UNMATCHED);
 		return 0;
 	}
-	now = bpf_ktime_get_ns();
 	issued = r->issue_ns;
+	waited = r->waited_ns;
 	r->issue_ns = 0;
 	slot = r->slot;
 	op = r->op;
@@ -304,11 +326,27 @@ static __always_inline int on_complete(struct request *rq, int error,
 	d = slot_get(slot);
 	if (!d)
 		return 0;
-	svc = now > issued ? now - issued : 0;
-
 	if (op >= BLOCK_OPS || class >= BLOCK_CLASSES)
 		return 0;
 	op = BOUNDED(op, BLOCK_OPS);
+
+	now = bpf_ktime_get_ns();
+	kissued = RD(btf, rq->io_start_time_ns);
+	if (issued == 1) {
+		/* Issued without our clock: the kernel's stamp must be there. */
+		if (!kissued || kissued > now) {
+			d->kernel_issue_ts = 0;
+			drop(BLOCK_DROP_UNMATCHED);
+			__sync_fetch_and_add(&d->inflight, -1);
+			return 0;
+		}
+		issued = kissued;
+		queue_add(d, op, RD(btf, rq->start_time_ns), issued, waited);
+	} else if (kissued && !d->kernel_issue_ts) {
+		d->kernel_issue_ts = 1; /* from the next issue on */
+	}
+
+	svc = now > issued ? now - issued : 0;
 	oc = BOUNDED(op * BLOCK_CLASSES + class, BLOCK_OPS * BLOCK_CLASSES);
 	hist_add(((__u64(*)[HIST_BUCKETS])d->service)[oc],
 		 &((__u64 *)d->service_sum_ns)[oc], svc);
@@ -363,14 +401,24 @@ int BPF_PROG(nrv_rq_requeue, struct request *rq)
 SEC("tp_btf/block_bio_queue")
 int BPF_PROG(nrv_bio_queue, struct bio *bio)
 {
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct block_device_stats *d;
 	struct block_submit *s;
+	__u32 slot;
 
-	s = bpf_task_storage_get(&block_submits, bpf_get_current_task_btf(), 0,
-				 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	s = bpf_task_storage_get(&block_submits, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!s)
 		return 0;
-	s->ts = bpf_ktime_get_ns();
 	s->bio = (__u64)bio;
+	s->nvcsw = task->nvcsw;
+	s->ts = 0;
+	/* Read the clock only while this disk has recently made submitters
+	 * sleep for a tag: most submissions never wait, and a clock read is
+	 * the dearest thing here. */
+	slot = bio->bi_bdev->bd_disk->queue->id;
+	d = bpf_map_lookup_elem(&block_devices, &slot);
+	if (d && d->tag_pressure_until > bpf_jiffies64())
+		s->ts = bpf_ktime_get_ns();
 	return 0;
 }
 
@@ -381,7 +429,7 @@ int BPF_PROG(nrv_bio_split, struct bio *bio, unsigned int new_sector)
 	struct block_submit *s;
 
 	s = bpf_task_storage_get(&block_submits, bpf_get_current_task_btf(), 0, 0);
-	if (s && s->ts)
+	if (s && s->bio)
 		s->bio = (__u64)bio;
 	return 0;
 }
@@ -389,22 +437,31 @@ int BPF_PROG(nrv_bio_split, struct bio *bio, unsigned int new_sector)
 SEC("tp_btf/block_getrq")
 int BPF_PROG(nrv_getrq, struct bio *bio)
 {
+	struct task_struct *task = bpf_get_current_task_btf();
 	struct block_device_stats *d;
 	struct block_submit *s;
-	__u64 key, waited;
+	__u64 key, waited, ts;
 	__u32 slot;
 
-	s = bpf_task_storage_get(&block_submits, bpf_get_current_task_btf(), 0, 0);
-	if (!s || !s->ts || s->bio != (__u64)bio)
+	s = bpf_task_storage_get(&block_submits, task, 0, 0);
+	if (!s || s->bio != (__u64)bio)
 		return 0;
-	waited = bpf_ktime_get_ns() - s->ts;
-	s->ts = 0;
-	if (waited < tagwait_min_ns)
-		return 0;
+	s->bio = 0;
+	if (s->nvcsw == task->nvcsw)
+		return 0; /* did not sleep: no tag wait worth the name */
+	ts = s->ts;
 
 	slot = bio->bi_bdev->bd_disk->queue->id;
 	d = slot_get(slot);
 	if (!d)
+		return 0;
+	/* It slept for a request: time this disk's submissions for a while.
+	 * HZ is at least 100, so this is at most 10 s. */
+	d->tag_pressure_until = bpf_jiffies64() + 1000;
+	if (!ts)
+		return 0; /* the first wait after a quiet spell goes unmeasured */
+	waited = bpf_ktime_get_ns() - ts;
+	if (waited < tagwait_min_ns)
 		return 0;
 	key = (__u64)bio;
 	if (bpf_map_update_elem(&block_tagwaits, &key, &waited, BPF_ANY)) {

@@ -14,18 +14,21 @@ import (
 )
 
 type blockioBlockDeviceStats struct {
-	_               structs.HostLayout
-	Dev             uint32
-	Pad             uint32
-	Inflight        int64
-	TagwaitsPending int64
-	Requests        [5]uint64
-	Errors          [5]uint64
-	QueueUnknown    [5]uint64
-	QueueSumNs      [5]uint64
-	ServiceSumNs    [5][4]uint64
-	Queue           [5][106]uint64
-	Service         [5][4][106]uint64
+	_                structs.HostLayout
+	Dev              uint32
+	Pad              uint32
+	Inflight         int64
+	TagwaitsPending  int64
+	TagPressureUntil uint64
+	KernelIssueTs    uint32
+	Pad2             uint32
+	Requests         [5]uint64
+	Errors           [5]uint64
+	QueueUnknown     [5]uint64
+	QueueSumNs       [5]uint64
+	ServiceSumNs     [5][4]uint64
+	Queue            [5][106]uint64
+	Service          [5][4][106]uint64
 }
 
 type blockioBlockDrop uint32
@@ -49,18 +52,20 @@ const (
 )
 
 type blockioBlockRequest struct {
-	_       structs.HostLayout
-	IssueNs uint64
-	Slot    uint32
-	Op      uint8
-	Class   uint8
-	Pad     uint16
+	_        structs.HostLayout
+	IssueNs  uint64
+	WaitedNs uint64
+	Slot     uint32
+	Op       uint8
+	Class    uint8
+	Pad      uint16
 }
 
 type blockioBlockSubmit struct {
-	_   structs.HostLayout
-	Ts  uint64
-	Bio uint64
+	_     structs.HostLayout
+	Bio   uint64
+	Ts    uint64
+	Nvcsw uint64
 }
 
 // Names of all BPF objects in the ELF.
