@@ -219,7 +219,7 @@ func TestProbeFailsNonStrict(t *testing.T) {
 	defer a.close()
 
 	want := `
-# HELP nerve_probe_attached Whether the probe is loaded and attached (1) or failed to start (0). Only enabled probes are listed.
+# HELP nerve_probe_attached Whether the probe's BPF programs are loaded and attached (1), or not (0): it failed to start, or runs on a fallback without BPF (see the log). Only enabled probes are listed.
 # TYPE nerve_probe_attached gauge
 nerve_probe_attached{probe="blockio"} 0
 nerve_probe_attached{probe="fake"} 1

@@ -20,6 +20,12 @@ type Probe interface {
 	Close() error
 }
 
+// degradable is a probe that can run without its BPF programs, on a
+// fallback source (procfs, schedstat); it reports which.
+type degradable interface {
+	Attached() bool
+}
+
 // ProbeSpec tells the agent how to start one probe.
 type ProbeSpec struct {
 	// Name is the probe's label value in every metric about it.
@@ -33,7 +39,7 @@ type ProbeSpec struct {
 // builtinProbes are the probes the agent runs. Each lives in its own
 // probes_<name>.go, the only file that imports the probe's package.
 func builtinProbes() []ProbeSpec {
-	return []ProbeSpec{blockioProbe()}
+	return []ProbeSpec{blockioProbe(), runqueueProbe(), pagefaultProbe()}
 }
 
 // startedProbe is an enabled probe, attached or not.
@@ -58,7 +64,7 @@ type probeSet struct {
 func startProbes(logger *slog.Logger, cfg *config.Config, specs []ProbeSpec) (*probeSet, error) {
 	s := &probeSet{
 		attached: prometheus.NewDesc("nerve_probe_attached",
-			"Whether the probe is loaded and attached (1) or failed to start (0). Only enabled probes are listed.",
+			"Whether the probe's BPF programs are loaded and attached (1), or not (0): it failed to start, or runs on a fallback without BPF (see the log). Only enabled probes are listed.",
 			[]string{"probe"}, nil),
 		duration: prometheus.NewDesc("nerve_scrape_collector_duration_seconds",
 			"Time the probe took to produce its metrics in this scrape.",
@@ -118,6 +124,9 @@ func (s *probeSet) Collect(ch chan<- prometheus.Metric) {
 		attached := 0.0
 		if sp.probe != nil {
 			attached = 1
+			if d, ok := sp.probe.(degradable); ok && !d.Attached() {
+				attached = 0 // running, but on its fallback
+			}
 		}
 		ch <- prometheus.MustNewConstMetric(s.attached, prometheus.GaugeValue, attached, sp.name)
 		if sp.probe == nil {

@@ -9,6 +9,8 @@ import (
 	"os"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/nervehq/nerve/probes/targets"
 )
 
 // defaultYAML is the configuration the agent runs on when no file is given,
@@ -23,6 +25,9 @@ type Config struct {
 	Web    Web    `yaml:"web"`
 	Log    Log    `yaml:"log"`
 	Probes Probes `yaml:"probes"`
+	// Targets are the process groups (a database, its sidecars) that probes
+	// break their figures down by, each a label value of its own.
+	Targets []targets.Target `yaml:"targets"`
 	// BPFStats turns on the kernel's BPF run-time statistics while the agent
 	// runs. The switch is machine-wide and costs a little on every run of
 	// every BPF program, so it is off unless asked for.
@@ -45,8 +50,19 @@ type Log struct {
 type Probes struct {
 	// Strict makes the agent fail at start when an enabled probe cannot
 	// attach, instead of reporting it as not attached and running on.
-	Strict  bool    `yaml:"strict"`
-	BlockIO BlockIO `yaml:"blockio"`
+	Strict    bool      `yaml:"strict"`
+	BlockIO   BlockIO   `yaml:"blockio"`
+	RunQueue  Histogram `yaml:"runqueue"`
+	PageFault Histogram `yaml:"pagefault"`
+}
+
+// Histogram configures a probe whose only settings are whether it runs and
+// how finely it exports its histograms.
+type Histogram struct {
+	Enabled bool `yaml:"enabled"`
+	// BucketsPerOctave is the exported histogram's resolution: 1, 2 or 4
+	// buckets per power of two.
+	BucketsPerOctave int `yaml:"buckets_per_octave"`
 }
 
 // BlockIO configures the block I/O latency probe.

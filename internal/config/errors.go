@@ -201,6 +201,10 @@ func keysOf(data []byte) []keyPos {
 				// anchor's line, which the anchor's own key already covers.
 				walk(v, path)
 			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, fmt.Sprintf("%s[%d]", prefix, i))
+			}
 		}
 	}
 	walk(&root, "")
@@ -261,11 +265,15 @@ func fieldsAt(path string) []string {
 	t := reflect.TypeFor[Config]()
 	if path != "" {
 		for name := range strings.SplitSeq(path, ".") {
+			name, _, indexed := strings.Cut(name, "[") // targets[0] is an element of targets
 			f, ok := fieldByName(t, name)
 			if !ok {
 				return nil
 			}
 			t = f.Type
+			if indexed && t.Kind() == reflect.Slice {
+				t = t.Elem()
+			}
 		}
 	}
 	if t.Kind() != reflect.Struct {

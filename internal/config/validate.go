@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/nervehq/nerve/probes/targets"
+
 	"fmt"
 	"log/slog"
 	"net"
@@ -55,11 +57,36 @@ func (c *Config) Validate() error {
 		add("probes.blockio.max_requests", "must be from 0 (sized from the machine) to %d, got %d", MaxRequestsLimit, b.MaxRequests)
 	}
 
+	for _, h := range []struct {
+		path string
+		h    Histogram
+	}{{"probes.runqueue", c.Probes.RunQueue}, {"probes.pagefault", c.Probes.PageFault}} {
+		switch h.h.BucketsPerOctave {
+		case 1, 2, 4:
+		default:
+			add(h.path+".buckets_per_octave", "must be 1, 2 or 4, got %d", h.h.BucketsPerOctave)
+		}
+	}
+	if err := targets.ValidateAll(c.Targets, MaxTargets); err != nil {
+		add("targets", "%v", err)
+	}
+	for i, t := range c.Targets {
+		if t.Name == ReservedTarget {
+			add(fmt.Sprintf("targets[%d].name", i), "%q is reserved for the node-wide series", t.Name)
+		}
+	}
+
 	if len(errs) == 0 {
 		return nil
 	}
 	return errs
 }
+
+// MaxTargets is how many targets the probes' kernel maps can tell apart.
+const MaxTargets = 64
+
+// ReservedTarget labels the node-wide series of per-target metrics.
+const ReservedTarget = "node"
 
 func checkListenAddress(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
