@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -122,7 +123,14 @@ func (d *SlowDisk) serve() error {
 			DisableXAttrs:     true,
 		},
 	}
+	// go-fuse serves at most GOMAXPROCS requests at once (each reader
+	// goroutine handles its request before reading the next), and it reads
+	// that limit when the server is made. Every request here sleeps, so on
+	// a 2-CPU machine a queue of 32 would be served 2-4 at a time: raise
+	// the limit to go-fuse's cap for the server's creation only.
+	prev := runtime.GOMAXPROCS(16)
 	srv, err := fuse.NewServer(fs.NewNodeFS(root, opts), d.mnt, &opts.MountOptions)
+	runtime.GOMAXPROCS(prev)
 	if err != nil {
 		// NewServer can fail after mounting (in INIT); do not leave the
 		// mount behind.

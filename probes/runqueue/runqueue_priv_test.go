@@ -3,6 +3,7 @@ package runqueue
 import (
 	"bufio"
 	"context"
+	"io"
 	"fmt"
 	"log/slog"
 	"math"
@@ -139,12 +140,28 @@ func TestCPUContention(t *testing.T) {
 	defer stress.Wait()
 	time.Sleep(1500 * time.Millisecond) // workers started, target resolved
 
-	before := read(t, p)
-	rq := exec.CommandContext(ctx, "runqlat", "4", "1")
-	out, err := rq.CombinedOutput()
+	// Both tools measure the same interval: ours starts when runqlat says
+	// it is tracing and ends when it exits.
+	rq := exec.CommandContext(ctx, "stdbuf", "-oL", "runqlat", "4", "1") // line-buffered, so "Tracing" comes at attach
+	rqOut, err := rq.StdoutPipe()
 	if err != nil {
-		t.Fatalf("runqlat: %v\n%s", err, out)
+		t.Fatal(err)
 	}
+	rq.Stderr = rq.Stdout
+	if err := rq.Start(); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(rqOut)
+	first, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(first, "Tracing") {
+		t.Fatalf("runqlat did not start: %q %v", first, err)
+	}
+	before := read(t, p)
+	rest, _ := io.ReadAll(br)
+	if err := rq.Wait(); err != nil {
+		t.Fatalf("runqlat: %v\n%s%s", err, first, rest)
+	}
+	out := []byte(first + string(rest))
 	after := read(t, p)
 	hogs, ok := after.Targets["hogs"]
 	if !ok {

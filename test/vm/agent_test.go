@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/nervehq/nerve/internal/faults"
 	"github.com/nervehq/nerve/internal/fio"
@@ -174,7 +175,7 @@ func TestAgentServesBlockMetrics(t *testing.T) {
 // metricValue finds one sample in a text exposition.
 func metricValue(t *testing.T, body, name string, labels map[string]string) float64 {
 	t.Helper()
-	var p expfmt.TextParser
+	p := expfmt.NewTextParser(model.UTF8Validation)
 	mfs, err := p.TextToMetricFamilies(strings.NewReader(body))
 	if err != nil {
 		t.Fatalf("parse /metrics: %v", err)
