@@ -1,0 +1,231 @@
+package probe
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
+)
+
+// maxOperations bounds the operation label: HotSpot has a fixed set of VM
+// operations (about 60); anything past this many distinct names is "other".
+const maxOperations = 64
+
+// pauseBuckets: 50 us to about 100 s, a factor of 2 apart.
+var pauseBuckets = prometheus.ExponentialBuckets(50e-6, 2, 22)
+
+// windows over which the stopped fraction is reported.
+var windows = []time.Duration{10 * time.Second, 60 * time.Second}
+
+// jvmState is what the aggregator keeps per JVM.
+type jvmState struct {
+	label   string
+	pauses  []Pause       // safepoints of the last 60 s
+	spStart time.Duration // start of the safepoint in progress, as its VM operation saw it
+	opStart time.Duration // earliest VM operation start since the last safepoint ended
+}
+
+// aggregator turns pauses into metrics. Events arrive from the reader
+// goroutine, scrapes from the HTTP server's.
+type aggregator struct {
+	safepoint *prometheus.HistogramVec
+	gc        *prometheus.HistogramVec
+	vmop      *prometheus.HistogramVec
+	tts       *prometheus.HistogramVec
+	stopped   *prometheus.Desc
+	jvmsDesc  *prometheus.Desc
+
+	mu  sync.Mutex        // guards jvm and ops
+	jvm map[int]*jvmState // by pid
+	ops map[string]bool   // operation names seen
+}
+
+func newAggregator() *aggregator {
+	return &aggregator{
+		safepoint: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "nerve_jvm_safepoint_seconds",
+			Help:    "Safepoint pauses of the watched JVMs, from the start of synchronisation to the end (hs_private:safepoint__begin/end).",
+			Buckets: pauseBuckets,
+		}, []string{"target"}),
+		gc: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "nerve_jvm_gc_pause_seconds",
+			Help:    "Garbage collections of the watched JVMs (hotspot:gc__begin/end).",
+			Buckets: pauseBuckets,
+		}, []string{"target"}),
+		vmop: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "nerve_jvm_vm_operation_seconds",
+			Help:    "VM operations of the watched JVMs by name (hotspot:vmops__begin/end).",
+			Buckets: pauseBuckets,
+		}, []string{"target", "operation"}),
+		tts: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "nerve_jvm_time_to_safepoint_seconds",
+			Help:    "Time from the start of a safepoint until its VM operation began: how long threads took to stop.",
+			Buckets: pauseBuckets,
+		}, []string{"target"}),
+		stopped: prometheus.NewDesc("nerve_jvm_stopped_fraction",
+			"Fraction of wall time the JVM was stopped at safepoints over the window; the largest among a target's JVMs.",
+			[]string{"target", "window"}, nil),
+		jvmsDesc: prometheus.NewDesc("nerve_jvm_watched",
+			"JVMs watched, by target and whether their USDT probes are attached.",
+			[]string{"target", "probes"}, nil),
+		jvm: map[int]*jvmState{},
+		ops: map[string]bool{},
+	}
+}
+
+func (a *aggregator) state(p Pause) *jvmState {
+	s := a.jvm[p.PID]
+	if s == nil {
+		s = &jvmState{label: p.Label}
+		a.jvm[p.PID] = s
+	}
+	return s
+}
+
+func (a *aggregator) add(p Pause) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := a.state(p)
+	sec := p.Duration().Seconds()
+	switch p.Kind {
+	case Safepoint:
+		a.safepoint.WithLabelValues(p.Label).Observe(sec)
+		if s.opStart > p.Start && s.opStart < p.End {
+			a.tts.WithLabelValues(p.Label).Observe((s.opStart - p.Start).Seconds())
+		}
+		s.opStart = 0
+		s.pauses = append(s.pauses, p)
+		cut := p.End - windows[len(windows)-1]
+		i := 0
+		for i < len(s.pauses) && s.pauses[i].End < cut {
+			i++
+		}
+		s.pauses = s.pauses[i:]
+	case GC:
+		a.gc.WithLabelValues(p.Label).Observe(sec)
+	case VMOperation:
+		op := p.Operation
+		if op == "" {
+			op = "unknown"
+		}
+		if !a.ops[op] {
+			if len(a.ops) >= maxOperations {
+				op = "other"
+			}
+			a.ops[op] = true
+		}
+		a.vmop.WithLabelValues(p.Label, op).Observe(sec)
+		if s.opStart == 0 || p.Start < s.opStart {
+			s.opStart = p.Start
+		}
+	}
+}
+
+// forget drops a JVM; when it was the last of its label, the label's series go.
+func (a *aggregator) forget(pid int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := a.jvm[pid]
+	delete(a.jvm, pid)
+	if s == nil {
+		return
+	}
+	for _, o := range a.jvm {
+		if o.label == s.label {
+			return
+		}
+	}
+	for _, v := range []*prometheus.HistogramVec{a.safepoint, a.gc, a.vmop, a.tts} {
+		v.DeletePartialMatch(prometheus.Labels{"target": s.label})
+	}
+}
+
+// StoppedFraction is the fraction of the window before now (CLOCK_MONOTONIC)
+// that the JVM spent in safepoints.
+func (s *jvmState) stoppedFraction(now, window time.Duration) float64 {
+	from := now - window
+	var stopped time.Duration
+	for _, p := range s.pauses {
+		st, en := max(p.Start, from), min(p.End, now)
+		if en > st {
+			stopped += en - st
+		}
+	}
+	return float64(stopped) / float64(window)
+}
+
+func monotonicNow() time.Duration {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return time.Duration(ts.Nano())
+}
+
+func (a *aggregator) describe(ch chan<- *prometheus.Desc) {
+	a.safepoint.Describe(ch)
+	a.gc.Describe(ch)
+	a.vmop.Describe(ch)
+	a.tts.Describe(ch)
+	ch <- a.stopped
+	ch <- a.jvmsDesc
+}
+
+func (a *aggregator) collect(ch chan<- prometheus.Metric, jvms []JVM) {
+	a.safepoint.Collect(ch)
+	a.gc.Collect(ch)
+	a.vmop.Collect(ch)
+	a.tts.Collect(ch)
+	now := monotonicNow()
+	a.mu.Lock()
+	worst := map[string][]float64{}
+	for _, j := range jvms {
+		s := a.jvm[j.PID]
+		f := make([]float64, len(windows))
+		if s != nil {
+			for i, w := range windows {
+				f[i] = s.stoppedFraction(now, w)
+			}
+		}
+		if old, ok := worst[j.Label]; ok {
+			for i := range f {
+				f[i] = max(f[i], old[i])
+			}
+		}
+		worst[j.Label] = f
+	}
+	a.mu.Unlock()
+	for label, f := range worst {
+		for i, w := range windows {
+			ch <- prometheus.MustNewConstMetric(a.stopped, prometheus.GaugeValue, f[i], label, w.String())
+		}
+	}
+	count := map[[2]string]int{}
+	for _, j := range jvms {
+		probes := "false"
+		if j.Probes {
+			probes = "true"
+		}
+		count[[2]string{j.Label, probes}]++
+	}
+	for k, n := range count {
+		ch <- prometheus.MustNewConstMetric(a.jvmsDesc, prometheus.GaugeValue, float64(n), k[0], k[1])
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (p *Probe) Describe(ch chan<- *prometheus.Desc) { p.agg.describe(ch) }
+
+// Collect implements prometheus.Collector.
+func (p *Probe) Collect(ch chan<- prometheus.Metric) { p.agg.collect(ch, p.JVMs()) }
+
+// StoppedFraction reports, for a watched JVM, the fraction of the last window
+// it spent stopped at safepoints.
+func (p *Probe) StoppedFraction(pid int, window time.Duration) (float64, bool) {
+	p.agg.mu.Lock()
+	defer p.agg.mu.Unlock()
+	s := p.agg.jvm[pid]
+	if s == nil {
+		return 0, false
+	}
+	return s.stoppedFraction(monotonicNow(), window), true
+}

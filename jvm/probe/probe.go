@@ -1,0 +1,544 @@
+// Package probe watches every stop-the-world moment of the JVMs on the node
+// through HotSpot's USDT probes (bpf/jvm.bpf.c): it finds JVMs (processes
+// that map libjvm.so, in any mount namespace), attaches uprobes to each
+// distinct libjvm.so, follows new, restarted and exited JVMs, and turns the
+// pause events into metrics and into a per-JVM thrash signal the actuator can
+// subscribe to.
+package probe
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+
+	"github.com/nervehq/nerve/jvm/usdt"
+	"github.com/nervehq/nerve/probes/targets"
+)
+
+// Config says which JVMs to watch.
+type Config struct {
+	// Targets limit the JVMs watched to those matching a target, labelled
+	// with its name. Empty: every JVM, labelled with its command name.
+	Targets []targets.Target
+	// Scan is how often /proc is scanned for new and exited JVMs; 0 = 2 s.
+	Scan time.Duration
+	// Proc is the procfs root; "" = /proc.
+	Proc string
+	// Resolver resolves targets; zero = the host's.
+	Resolver targets.Resolver
+	// OnPause, if set, is called for every pause in event order (from the
+	// reader goroutine; it must not block).
+	OnPause func(Pause)
+}
+
+// Kind is a kind of stop.
+type Kind int
+
+// Kinds, in the BPF program's order.
+const (
+	Safepoint Kind = iota
+	GC
+	VMOperation
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Safepoint:
+		return "safepoint"
+	case GC:
+		return "gc"
+	case VMOperation:
+		return "vm_operation"
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Pause is one stop seen in a JVM.
+type Pause struct {
+	PID        int
+	Label      string // target name, or the JVM's command name
+	Kind       Kind
+	Start, End time.Duration // CLOCK_MONOTONIC
+	Operation  string        // VM operation name, for VMOperation
+}
+
+// Duration of the pause.
+func (p Pause) Duration() time.Duration { return p.End - p.Start }
+
+// JVM is one watched JVM.
+type JVM struct {
+	PID   int
+	Label string
+	Lib   string // libjvm.so as the host sees it
+	Start uint64 // process start time in ticks, to tell a restarted pid apart
+	Probes bool  // its libjvm.so has the USDT probes and they are attached
+}
+
+// lib is one distinct libjvm.so file with its attached uprobes.
+type lib struct {
+	path  string
+	links []link.Link
+	users int
+	err   error // why it has no probes
+}
+
+// Probe is the running JVM watcher. Close it when done.
+type Probe struct {
+	logger *slog.Logger
+	cfg    Config
+	objs   jvmObjects
+	rd     *ringbuf.Reader
+	agg    *aggregator
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu   sync.Mutex         // guards jvms and libs
+	jvms map[int]*JVM       // by pid
+	libs map[[2]uint64]*lib // by (dev, inode)
+}
+
+// New loads the programs and starts watching. It fails only when the BPF
+// side cannot load at all; JVMs without probes are reported per JVM.
+func New(logger *slog.Logger, cfg Config) (*Probe, error) {
+	if err := targets.ValidateAll(cfg.Targets, 64); err != nil {
+		return nil, fmt.Errorf("jvm: %w", err)
+	}
+	if cfg.Scan <= 0 {
+		cfg.Scan = 2 * time.Second
+	}
+	if cfg.Proc == "" {
+		cfg.Proc = "/proc"
+	}
+	if cfg.Resolver == (targets.Resolver{}) {
+		cfg.Resolver = targets.Default()
+	}
+	p := &Probe{logger: logger, cfg: cfg, jvms: map[int]*JVM{}, libs: map[[2]uint64]*lib{}, agg: newAggregator()}
+	if err := loadJvmObjects(&p.objs, nil); err != nil {
+		return nil, fmt.Errorf("jvm: load: %w", err)
+	}
+	rd, err := ringbuf.NewReader(p.objs.JvmEvents)
+	if err != nil {
+		p.objs.Close()
+		return nil, fmt.Errorf("jvm: ring buffer: %w", err)
+	}
+	p.rd = rd
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	p.scan()
+	// The reader ends when Close closes the ring buffer; the scanner when
+	// ctx is cancelled.
+	p.wg.Add(2)
+	go p.read()
+	go p.scanLoop(ctx)
+	return p, nil
+}
+
+// Programs returns the loaded programs by name.
+func (p *Probe) Programs() map[string]*ebpf.Program {
+	return map[string]*ebpf.Program{
+		"nrv_jvm_sp_begin": p.objs.NrvJvmSpBegin, "nrv_jvm_sp_end": p.objs.NrvJvmSpEnd,
+		"nrv_jvm_gc_begin": p.objs.NrvJvmGcBegin, "nrv_jvm_gc_end": p.objs.NrvJvmGcEnd,
+		"nrv_jvm_vmop_begin": p.objs.NrvJvmVmopBegin, "nrv_jvm_vmop_end": p.objs.NrvJvmVmopEnd,
+	}
+}
+
+// Close detaches everything and waits for the goroutines.
+func (p *Probe) Close() error {
+	p.cancel()
+	p.rd.Close()
+	p.wg.Wait()
+	p.mu.Lock()
+	for _, l := range p.libs {
+		for _, k := range l.links {
+			k.Close()
+		}
+	}
+	p.libs = map[[2]uint64]*lib{}
+	p.mu.Unlock()
+	return p.objs.Close()
+}
+
+// JVMs lists the JVMs watched now.
+func (p *Probe) JVMs() []JVM {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]JVM, 0, len(p.jvms))
+	for _, j := range p.jvms {
+		out = append(out, *j)
+	}
+	return out
+}
+
+func (p *Probe) scanLoop(ctx context.Context) {
+	defer p.wg.Done()
+	t := time.NewTicker(p.cfg.Scan)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			p.scan()
+		}
+	}
+}
+
+// read turns ring-buffer records into pauses until the reader is closed.
+func (p *Probe) read() {
+	defer p.wg.Done()
+	var rec ringbuf.Record
+	for {
+		if err := p.rd.ReadInto(&rec); err != nil {
+			if errors.Is(err, ringbuf.ErrClosed) {
+				return
+			}
+			p.logger.Warn("read JVM events", "err", err)
+			continue
+		}
+		var ev jvmJvmEvent
+		if err := binary.Read(bytes.NewReader(rec.RawSample), binary.NativeEndian, &ev); err != nil {
+			p.logger.Warn("decode JVM event", "err", err)
+			continue
+		}
+		p.mu.Lock()
+		j := p.jvms[int(ev.Tgid)]
+		label := ""
+		if j != nil {
+			label = j.Label
+		}
+		p.mu.Unlock()
+		if j == nil {
+			continue // exited since
+		}
+		pause := Pause{
+			PID: int(ev.Tgid), Label: label, Kind: Kind(ev.Kind),
+			Start: time.Duration(ev.StartNs), End: time.Duration(ev.EndNs),
+		}
+		if pause.Kind == VMOperation {
+			pause.Operation = cString(ev.Op[:])
+		}
+		p.agg.add(pause)
+		if p.cfg.OnPause != nil {
+			p.cfg.OnPause(pause)
+		}
+	}
+}
+
+func cString(b []int8) string {
+	n := 0
+	out := make([]byte, 0, len(b))
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		out = append(out, byte(c))
+		n++
+	}
+	return string(out)
+}
+
+// scan finds JVMs, attaches to new libjvm.so files, and forgets exited JVMs.
+func (p *Probe) scan() {
+	var set *targets.Set
+	if len(p.cfg.Targets) > 0 {
+		s, err := p.cfg.Resolver.Resolve(p.cfg.Targets)
+		if err != nil {
+			p.logger.Warn("resolve targets", "err", err)
+			return // keep the last good state
+		}
+		set = s
+	}
+	entries, err := os.ReadDir(p.cfg.Proc)
+	if err != nil {
+		p.logger.Warn("scan processes", "err", err)
+		return
+	}
+	seen := map[int]bool{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		libPath, ok := mapsLibjvm(filepath.Join(p.cfg.Proc, e.Name(), "maps"))
+		if !ok {
+			continue
+		}
+		label, ok := p.labelFor(pid, set)
+		if !ok {
+			continue
+		}
+		start := startTime(filepath.Join(p.cfg.Proc, e.Name(), "stat"))
+		seen[pid] = true
+		p.mu.Lock()
+		old := p.jvms[pid]
+		p.mu.Unlock()
+		if old != nil && old.Start == start {
+			continue
+		}
+		if old != nil { // the pid was reused by a new JVM
+			p.forget(pid)
+		}
+		host := filepath.Join(p.cfg.Proc, e.Name(), "root", libPath)
+		p.watch(&JVM{PID: pid, Label: label, Lib: host, Start: start})
+	}
+	p.mu.Lock()
+	var gone []int
+	for pid := range p.jvms {
+		if !seen[pid] {
+			gone = append(gone, pid)
+		}
+	}
+	p.mu.Unlock()
+	for _, pid := range gone {
+		p.forget(pid)
+	}
+}
+
+// labelFor decides whether a JVM is watched and under which label.
+func (p *Probe) labelFor(pid int, set *targets.Set) (string, bool) {
+	if set == nil {
+		comm, err := os.ReadFile(filepath.Join(p.cfg.Proc, strconv.Itoa(pid), "comm"))
+		if err != nil {
+			return "", false
+		}
+		return strings.TrimSpace(string(comm)), true
+	}
+	if idx, ok := set.Tgids[uint32(pid)]; ok {
+		return p.cfg.Targets[idx].Name, true
+	}
+	if id, ok := cgroupID(p.cfg.Proc, p.cfg.Resolver.CgroupRoot, pid); ok {
+		if idx, ok := set.Cgroups[id]; ok {
+			return p.cfg.Targets[idx].Name, true
+		}
+	}
+	return "", false
+}
+
+// cgroupID finds a process's cgroup v2 id from /proc/<pid>/cgroup.
+func cgroupID(proc, root string, pid int) (uint64, bool) {
+	b, err := os.ReadFile(filepath.Join(proc, strconv.Itoa(pid), "cgroup"))
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "0::"); ok {
+			id, err := targets.CgroupID(filepath.Join(root, rest))
+			return id, err == nil
+		}
+	}
+	return 0, false
+}
+
+func (p *Probe) watch(j *JVM) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(j.Lib, &st); err != nil {
+		p.logger.Warn("stat libjvm.so", "pid", j.PID, "lib", j.Lib, "err", err)
+		return
+	}
+	key := [2]uint64{uint64(st.Dev), st.Ino}
+	p.mu.Lock()
+	l := p.libs[key]
+	p.mu.Unlock()
+	if l == nil {
+		l = &lib{path: j.Lib}
+		l.links, l.err = p.attach(j.Lib)
+		if l.err != nil {
+			p.logger.Warn("JVM has no usable USDT probes; its pauses are not seen", "pid", j.PID, "lib", j.Lib, "err", l.err)
+		} else {
+			p.logger.Info("attached to libjvm.so", "lib", j.Lib, "probes", len(l.links))
+		}
+	}
+	j.Probes = l.err == nil
+	tgid := uint32(j.PID)
+	if err := p.objs.JvmWatched.Put(tgid, uint8(1)); err != nil {
+		p.logger.Warn("watch JVM", "pid", j.PID, "err", err)
+	}
+	p.mu.Lock()
+	l.users++
+	p.libs[key] = l
+	p.jvms[j.PID] = j
+	p.mu.Unlock()
+	p.logger.Info("watching JVM", "pid", j.PID, "label", j.Label, "probes", j.Probes)
+}
+
+// forget drops an exited JVM; the last JVM of a libjvm.so detaches it.
+func (p *Probe) forget(pid int) {
+	p.mu.Lock()
+	j := p.jvms[pid]
+	delete(p.jvms, pid)
+	var detach []link.Link
+	for key, l := range p.libs {
+		if j != nil && l.path == j.Lib {
+			l.users--
+			if l.users <= 0 {
+				detach = l.links
+				delete(p.libs, key)
+			}
+		}
+	}
+	p.mu.Unlock()
+	for _, l := range detach {
+		l.Close()
+	}
+	p.objs.JvmWatched.Delete(uint32(pid))
+	for k := 0; k < 3; k++ {
+		p.objs.JvmStarts.Delete(jvmJvmKey{Tgid: uint32(pid), Kind: uint32(k)})
+	}
+	if j != nil {
+		p.agg.forget(pid)
+		p.logger.Info("JVM gone", "pid", pid, "label", j.Label)
+	}
+}
+
+// attach reads the library's SDT notes and attaches the six uprobes.
+func (p *Probe) attach(path string) ([]link.Link, error) {
+	probes, err := usdt.Read(path)
+	if err != nil {
+		return nil, err
+	}
+	ex, err := link.OpenExecutable(path)
+	if err != nil {
+		return nil, err
+	}
+	want := []struct {
+		provider, name string
+		prog           *ebpf.Program
+	}{
+		{"hs_private", "safepoint__begin", p.objs.NrvJvmSpBegin},
+		{"hs_private", "safepoint__end", p.objs.NrvJvmSpEnd},
+		{"hotspot", "gc__begin", p.objs.NrvJvmGcBegin},
+		{"hotspot", "gc__end", p.objs.NrvJvmGcEnd},
+		{"hotspot", "vmops__begin", p.objs.NrvJvmVmopBegin},
+		{"hotspot", "vmops__end", p.objs.NrvJvmVmopEnd},
+	}
+	var links []link.Link
+	fail := func(err error) ([]link.Link, error) {
+		for _, l := range links {
+			l.Close()
+		}
+		return nil, err
+	}
+	for _, w := range want {
+		n := 0
+		for _, pr := range probes {
+			if pr.Provider != w.provider || pr.Name != w.name {
+				continue
+			}
+			opts := &link.UprobeOptions{Address: pr.Offset, RefCtrOffset: pr.Semaphore}
+			if w.name == "vmops__end" {
+				opts.Cookie = argCookie(pr.Args)
+			}
+			l, err := ex.Uprobe("", w.prog, opts)
+			if err != nil {
+				return fail(fmt.Errorf("attach %s:%s at %#x: %w", w.provider, w.name, pr.Offset, err))
+			}
+			links = append(links, l)
+			n++
+		}
+		if n == 0 {
+			return fail(fmt.Errorf("no %s:%s probe in %s (a JVM built without DTrace probes)", w.provider, w.name, path))
+		}
+	}
+	return links, nil
+}
+
+// argCookie tells the BPF program where vmops__end's name pointer (arg 0) and
+// length (arg 1) are: register ids in bits 0-7 and 8-15; 0 when not in a
+// register (the name is then left out).
+func argCookie(args []usdt.Arg) uint64 {
+	if len(args) < 2 || args[0].Kind != usdt.ArgRegister || args[1].Kind != usdt.ArgRegister {
+		return 0
+	}
+	return uint64(regID(args[0].Register)) | uint64(regID(args[1].Register))<<8
+}
+
+func regID(r string) jvmJvmReg {
+	switch r {
+	case "ax":
+		return jvmJvmRegREG_AX
+	case "bx":
+		return jvmJvmRegREG_BX
+	case "cx":
+		return jvmJvmRegREG_CX
+	case "dx":
+		return jvmJvmRegREG_DX
+	case "si":
+		return jvmJvmRegREG_SI
+	case "di":
+		return jvmJvmRegREG_DI
+	case "bp":
+		return jvmJvmRegREG_BP
+	case "r8":
+		return jvmJvmRegREG_R8
+	case "r9":
+		return jvmJvmRegREG_R9
+	case "r10":
+		return jvmJvmRegREG_R10
+	case "r11":
+		return jvmJvmRegREG_R11
+	case "r12":
+		return jvmJvmRegREG_R12
+	case "r13":
+		return jvmJvmRegREG_R13
+	case "r14":
+		return jvmJvmRegREG_R14
+	case "r15":
+		return jvmJvmRegREG_R15
+	}
+	return jvmJvmRegREG_NONE
+}
+
+// mapsLibjvm finds libjvm.so among a process's mappings; the path is as the
+// process sees it (inside its mount namespace).
+func mapsLibjvm(path string) (string, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasSuffix(line, "/libjvm.so") {
+			continue
+		}
+		if i := strings.IndexByte(line, '/'); i >= 0 {
+			return line[i:], true
+		}
+	}
+	return "", false
+}
+
+// startTime reads field 22 of /proc/<pid>/stat (start time in ticks).
+func startTime(path string) uint64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0
+	}
+	n, _ := strconv.ParseUint(f[19], 10, 64)
+	return n
+}
