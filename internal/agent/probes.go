@@ -39,7 +39,7 @@ type ProbeSpec struct {
 // builtinProbes are the probes the agent runs. Each lives in its own
 // probes_<name>.go, the only file that imports the probe's package.
 func builtinProbes() []ProbeSpec {
-	return []ProbeSpec{blockioProbe(), runqueueProbe(), pagefaultProbe()}
+	return []ProbeSpec{blockioProbe(), runqueueProbe(), pagefaultProbe(), jvmProbe()}
 }
 
 // startedProbe is an enabled probe, attached or not.

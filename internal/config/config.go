@@ -54,6 +54,13 @@ type Probes struct {
 	BlockIO   BlockIO   `yaml:"blockio"`
 	RunQueue  Histogram `yaml:"runqueue"`
 	PageFault Histogram `yaml:"pagefault"`
+	JVM       JVM       `yaml:"jvm"`
+}
+
+// JVM configures the JVM probe: safepoints, GC pauses and VM operations of
+// every JVM (or, when targets are set, of the targets' JVMs).
+type JVM struct {
+	Enabled bool `yaml:"enabled"`
 }
 
 // Histogram configures a probe whose only settings are whether it runs and

@@ -1,9 +1,5 @@
-// Package probe watches every stop-the-world moment of the JVMs on the node
-// through HotSpot's USDT probes (bpf/jvm.bpf.c): it finds JVMs (processes
-// that map libjvm.so, in any mount namespace), attaches uprobes to each
-// distinct libjvm.so, follows new, restarted and exited JVMs, and turns the
-// pause events into metrics and into a per-JVM thrash signal the actuator can
-// subscribe to.
+//go:build 386 || amd64
+
 package probe
 
 import (
@@ -82,11 +78,11 @@ func (p Pause) Duration() time.Duration { return p.End - p.Start }
 
 // JVM is one watched JVM.
 type JVM struct {
-	PID   int
-	Label string
-	Lib   string // libjvm.so as the host sees it
-	Start uint64 // process start time in ticks, to tell a restarted pid apart
-	Probes bool  // its libjvm.so has the USDT probes and they are attached
+	PID    int
+	Label  string
+	Lib    string // libjvm.so as the host sees it
+	Start  uint64 // process start time in ticks, to tell a restarted pid apart
+	Probes bool   // its libjvm.so has the USDT probes and they are attached
 }
 
 // lib is one distinct libjvm.so file with its attached uprobes.
