@@ -39,9 +39,11 @@ DEPS := \
 	fuse3:fusermount3 \
 	prometheus:promtool \
 	util-linux:losetup \
-	kmod:modprobe
+	kmod:modprobe \
+	openjdk-17-jdk-headless:javac \
+	e2fsprogs:mkfs.ext4
 
-.PHONY: help deps mounts build run test vet generate vmlinux check-generated bench-blockio fuzz clean
+.PHONY: help deps mounts build run test vet generate vmlinux check-generated bench-blockio bench-sched fuzz clean
 
 help:
 	@echo 'sudo make run         build and start the agent on the embedded default config (ARGS="..." adds flags)'
@@ -53,6 +55,7 @@ help:
 	@echo '     make vmlinux     regenerate bpf/include/vmlinux.h from this kernel'"'"'s BTF'
 	@echo '     make check-generated  regenerate and fail if the committed objects differ'
 	@echo 'sudo make bench-blockio    fio on a loop device: no tracer vs nerve vs biolatency'
+	@echo 'sudo make bench-sched      stress-ng --switch, perf bench sched pipe: no tracer vs nerve vs runqlat'
 	@echo '     make fuzz        every Fuzz target for $$FUZZTIME ($(FUZZTIME)) each'
 	@echo '     make clean'
 
@@ -116,6 +119,10 @@ check-generated: generate
 
 bench-blockio: build mounts
 	$(GO) run ./test/bench/blockio -duration $(BENCH_DURATION) -nerve bin/nerve $(BENCH_ARGS)
+
+# perf bench sched pipe is skipped, and the report says why, when perf cannot run it.
+bench-sched: build mounts
+	$(GO) run ./test/bench/sched -duration $(BENCH_DURATION) -nerve bin/nerve $(BENCH_ARGS)
 
 # `go test -list` prints a package's matching names, then its "ok <pkg>" line.
 fuzz:

@@ -215,10 +215,19 @@ func (a *aggregator) collect(ch chan<- prometheus.Metric, jvms []JVM) {
 }
 
 // Describe implements prometheus.Collector.
-func (p *Probe) Describe(ch chan<- *prometheus.Desc) { p.agg.describe(ch) }
+func (p *Probe) Describe(ch chan<- *prometheus.Desc) {
+	p.agg.describe(ch)
+	ch <- hsSafepointsDesc
+	ch <- hsSafepointTimeDesc
+	ch <- hsGCTimeDesc
+}
 
 // Collect implements prometheus.Collector.
-func (p *Probe) Collect(ch chan<- prometheus.Metric) { p.agg.collect(ch, p.JVMs()) }
+func (p *Probe) Collect(ch chan<- prometheus.Metric) {
+	jvms := p.JVMs()
+	p.agg.collect(ch, jvms)
+	p.collectHsperf(ch, jvms)
+}
 
 // StoppedFraction reports, for a watched JVM, the fraction of the last window
 // it spent stopped at safepoints.

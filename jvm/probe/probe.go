@@ -354,7 +354,7 @@ func (p *Probe) watch(j *JVM) {
 		l = &lib{path: j.Lib}
 		l.links, l.err = p.attach(j.Lib)
 		if l.err != nil {
-			p.logger.Warn("JVM has no usable USDT probes; its pauses are not seen", "pid", j.PID, "lib", j.Lib, "err", l.err)
+			p.logger.Warn("libjvm.so has no usable USDT probes; its JVMs are read from hsperfdata where they publish it", "lib", j.Lib, "err", l.err)
 		} else {
 			p.logger.Info("attached to libjvm.so", "lib", j.Lib, "probes", len(l.links))
 		}
@@ -370,6 +370,11 @@ func (p *Probe) watch(j *JVM) {
 	p.jvms[j.PID] = j
 	p.mu.Unlock()
 	p.logger.Info("watching JVM", "pid", j.PID, "label", j.Label, "probes", j.Probes)
+	if !j.Probes {
+		if _, err := hsperfFor(p.cfg.Proc, j.PID); err != nil {
+			p.logger.Warn("JVM has neither USDT probes nor hsperfdata (-XX:+PerfDisableSharedMem?): its pauses cannot be seen", "pid", j.PID, "label", j.Label, "err", err)
+		}
+	}
 }
 
 // forget drops an exited JVM; the last JVM of a libjvm.so detaches it.
