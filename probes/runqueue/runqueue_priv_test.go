@@ -3,8 +3,8 @@ package runqueue
 import (
 	"bufio"
 	"context"
-	"io"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"os"
