@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
+
+	"github.com/nervehq/nerve/jvm/thrash"
 )
 
 // maxOperations bounds the operation label: HotSpot has a fixed set of VM
@@ -23,9 +25,10 @@ var windows = []time.Duration{10 * time.Second, 60 * time.Second}
 // jvmState is what the aggregator keeps per JVM.
 type jvmState struct {
 	label   string
-	pauses  []Pause       // safepoints of the last 60 s
-	spStart time.Duration // start of the safepoint in progress, as its VM operation saw it
-	opStart time.Duration // earliest VM operation start since the last safepoint ended
+	thrash  *thrash.Detector // fed with every safepoint
+	pauses  []Pause          // safepoints of the last 60 s
+	spStart time.Duration    // start of the safepoint in progress, as its VM operation saw it
+	opStart time.Duration    // earliest VM operation start since the last safepoint ended
 }
 
 // aggregator turns pauses into metrics. Events arrive from the reader
@@ -38,13 +41,24 @@ type aggregator struct {
 	stopped   *prometheus.Desc
 	jvmsDesc  *prometheus.Desc
 
+	thrashCfg  thrash.Config
+	bucketDesc *prometheus.Desc
+	overDesc   *prometheus.Desc
+
 	mu  sync.Mutex        // guards jvm and ops
 	jvm map[int]*jvmState // by pid
 	ops map[string]bool   // operation names seen
 }
 
-func newAggregator() *aggregator {
+func newAggregator(tc thrash.Config) *aggregator {
 	return &aggregator{
+		thrashCfg: tc,
+		bucketDesc: prometheus.NewDesc("nerve_jvm_thrash_bucket_seconds",
+			"The jvmquake token bucket of stop-the-world time (filled by every safepoint, drained by running time times the weight); the fullest among a target's JVMs.",
+			[]string{"target"}, nil),
+		overDesc: prometheus.NewDesc("nerve_jvm_thrash_over",
+			"1 when a JVM of the target has its thrash bucket over the threshold: a JVM dying slowly (query of death, GC spiral).",
+			[]string{"target"}, nil),
 		safepoint: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "nerve_jvm_safepoint_seconds",
 			Help:    "Safepoint pauses of the watched JVMs, from the start of synchronisation to the end (hs_private:safepoint__begin/end).",
@@ -79,11 +93,19 @@ func newAggregator() *aggregator {
 func (a *aggregator) state(p Pause) *jvmState {
 	s := a.jvm[p.PID]
 	if s == nil {
-		s = &jvmState{label: p.Label}
+		d, err := thrash.New(a.thrashCfg)
+		if err != nil { // validated by New; keep going without one
+			d = nil
+		}
+		s = &jvmState{label: p.Label, thrash: d}
 		a.jvm[p.PID] = s
 	}
 	return s
 }
+
+// mono turns a CLOCK_MONOTONIC reading into the time.Time the thrash
+// detector works in; only differences matter to it.
+func mono(d time.Duration) time.Time { return time.Unix(0, 0).Add(d) }
 
 func (a *aggregator) add(p Pause) {
 	a.mu.Lock()
@@ -97,6 +119,9 @@ func (a *aggregator) add(p Pause) {
 			a.tts.WithLabelValues(p.Label).Observe((s.opStart - p.Start).Seconds())
 		}
 		s.opStart = 0
+		if s.thrash != nil {
+			s.thrash.Pause(mono(p.Start), mono(p.End))
+		}
 		s.pauses = append(s.pauses, p)
 		cut := p.End - windows[len(windows)-1]
 		i := 0
@@ -170,6 +195,8 @@ func (a *aggregator) describe(ch chan<- *prometheus.Desc) {
 	a.tts.Describe(ch)
 	ch <- a.stopped
 	ch <- a.jvmsDesc
+	ch <- a.bucketDesc
+	ch <- a.overDesc
 }
 
 func (a *aggregator) collect(ch chan<- prometheus.Metric, jvms []JVM) {
@@ -180,6 +207,8 @@ func (a *aggregator) collect(ch chan<- prometheus.Metric, jvms []JVM) {
 	now := monotonicNow()
 	a.mu.Lock()
 	worst := map[string][]float64{}
+	bucket := map[string]float64{}
+	over := map[string]float64{}
 	for _, j := range jvms {
 		s := a.jvm[j.PID]
 		f := make([]float64, len(windows))
@@ -194,8 +223,20 @@ func (a *aggregator) collect(ch chan<- prometheus.Metric, jvms []JVM) {
 			}
 		}
 		worst[j.Label] = f
+		if s != nil && s.thrash != nil {
+			bucket[j.Label] = max(bucket[j.Label], s.thrash.Level(mono(now)).Seconds())
+			if s.thrash.Over(mono(now)) {
+				over[j.Label] = 1
+			}
+		} else if _, ok := bucket[j.Label]; !ok {
+			bucket[j.Label] = 0
+		}
 	}
 	a.mu.Unlock()
+	for label, b := range bucket {
+		ch <- prometheus.MustNewConstMetric(a.bucketDesc, prometheus.GaugeValue, b, label)
+		ch <- prometheus.MustNewConstMetric(a.overDesc, prometheus.GaugeValue, over[label], label)
+	}
 	for label, f := range worst {
 		for i, w := range windows {
 			ch <- prometheus.MustNewConstMetric(a.stopped, prometheus.GaugeValue, f[i], label, w.String())
@@ -240,3 +281,18 @@ func (p *Probe) StoppedFraction(pid int, window time.Duration) (float64, bool) {
 	}
 	return s.stoppedFraction(monotonicNow(), window), true
 }
+
+// Thrash returns the thrash detector of a watched JVM (nil before its first
+// safepoint), for the actuator to read or subscribe to. Its times are
+// CLOCK_MONOTONIC readings as time.Time (see Now).
+func (p *Probe) Thrash(pid int) *thrash.Detector {
+	p.agg.mu.Lock()
+	defer p.agg.mu.Unlock()
+	if s := p.agg.jvm[pid]; s != nil {
+		return s.thrash
+	}
+	return nil
+}
+
+// Now is the present in the thrash detectors' time.
+func Now() time.Time { return mono(monotonicNow()) }

@@ -22,6 +22,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 
+	"github.com/nervehq/nerve/jvm/thrash"
 	"github.com/nervehq/nerve/jvm/usdt"
 	"github.com/nervehq/nerve/probes/targets"
 )
@@ -40,6 +41,9 @@ type Config struct {
 	// OnPause, if set, is called for every pause in event order (from the
 	// reader goroutine; it must not block).
 	OnPause func(Pause)
+	// Thrash configures each JVM's thrash detector; zero means jvmquake's
+	// defaults (30 s, weight 5).
+	Thrash thrash.Config
 }
 
 // Kind is a kind of stop.
@@ -123,7 +127,13 @@ func New(logger *slog.Logger, cfg Config) (*Probe, error) {
 	if cfg.Resolver == (targets.Resolver{}) {
 		cfg.Resolver = targets.Default()
 	}
-	p := &Probe{logger: logger, cfg: cfg, jvms: map[int]*JVM{}, libs: map[[2]uint64]*lib{}, agg: newAggregator()}
+	if cfg.Thrash == (thrash.Config{}) {
+		cfg.Thrash = thrash.DefaultConfig()
+	}
+	if err := cfg.Thrash.Validate(); err != nil {
+		return nil, fmt.Errorf("jvm: %w", err)
+	}
+	p := &Probe{logger: logger, cfg: cfg, jvms: map[int]*JVM{}, libs: map[[2]uint64]*lib{}, agg: newAggregator(cfg.Thrash)}
 	if err := loadJvmObjects(&p.objs, nil); err != nil {
 		return nil, fmt.Errorf("jvm: load: %w", err)
 	}
