@@ -43,7 +43,7 @@ DEPS := \
 	openjdk-17-jdk-headless:javac \
 	e2fsprogs:mkfs.ext4
 
-.PHONY: help deps mounts build run test vet generate vmlinux check-generated bench-blockio bench-sched fuzz clean
+.PHONY: help deps mounts build run test vet generate vmlinux check-generated bench-blockio bench-sched bench-jvm fuzz clean
 
 help:
 	@echo 'sudo make run         build and start the agent on the embedded default config (ARGS="..." adds flags)'
@@ -56,6 +56,7 @@ help:
 	@echo '     make check-generated  regenerate and fail if the committed objects differ'
 	@echo 'sudo make bench-blockio    fio on a loop device: no tracer vs nerve vs biolatency'
 	@echo 'sudo make bench-sched      stress-ng --switch, perf bench sched pipe: no tracer vs nerve vs runqlat'
+	@echo 'sudo make bench-jvm        a safepoint-heavy JVM: no tracer vs nerve (jvm probe), safepoints/s and BPF ns'
 	@echo '     make fuzz        every Fuzz target for $$FUZZTIME ($(FUZZTIME)) each'
 	@echo '     make clean'
 
@@ -123,6 +124,9 @@ bench-blockio: build mounts
 # perf bench sched pipe is skipped, and the report says why, when perf cannot run it.
 bench-sched: build mounts
 	$(GO) run ./test/bench/sched -duration $(BENCH_DURATION) -nerve bin/nerve $(BENCH_ARGS)
+
+bench-jvm: build mounts
+	$(GO) run ./test/bench/jvm -duration $(BENCH_DURATION) -nerve bin/nerve $(BENCH_ARGS)
 
 # `go test -list` prints a package's matching names, then its "ok <pkg>" line.
 fuzz:

@@ -96,7 +96,7 @@ func TestLoadBad(t *testing.T) {
 		{"bad_buckets.yaml", []string{"probes.blockio.buckets_per_octave: must be 1, 2 or 4, got 3"}},
 		{"bad_runqueue_buckets.yaml", []string{"probes.runqueue.buckets_per_octave: must be 1, 2 or 4, got 0"}},
 		{"target_duplicate.yaml", []string{`targets: targets[1]: name "cassandra" is used twice`}},
-		{"target_reserved.yaml", []string{`targets[0].name: "node" is reserved`}},
+		{"target_reserved.yaml", []string{`targets: targets[0]: name "node" is reserved`}},
 		{"target_two_kinds.yaml", []string{`target "db": exactly one of systemd_unit, cgroup and process must be set`}},
 		{"target_unknown_field.yaml", []string{"line 3: targets[0].unit: unknown field"}},
 		{"bad_listen_address.yaml", []string{`web.listen_address: must be host:port`, `got "19648"`}},

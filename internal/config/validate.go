@@ -70,11 +70,6 @@ func (c *Config) Validate() error {
 	if err := targets.ValidateAll(c.Targets, MaxTargets); err != nil {
 		add("targets", "%v", err)
 	}
-	for i, t := range c.Targets {
-		if t.Name == ReservedTarget {
-			add(fmt.Sprintf("targets[%d].name", i), "%q is reserved for the node-wide series", t.Name)
-		}
-	}
 
 	if len(errs) == 0 {
 		return nil
@@ -85,8 +80,6 @@ func (c *Config) Validate() error {
 // MaxTargets is how many targets the probes' kernel maps can tell apart.
 const MaxTargets = 64
 
-// ReservedTarget labels the node-wide series of per-target metrics.
-const ReservedTarget = "node"
 
 func checkListenAddress(addr string) error {
 	host, port, err := net.SplitHostPort(addr)

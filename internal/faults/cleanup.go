@@ -71,16 +71,16 @@ func CleanupLeftovers(dir string) ([]string, error) {
 	}
 	for _, m := range ms {
 		if !isOurs(m) {
-			errs = append(errs, fmt.Errorf("%s is a %s mount, not one this package makes: left alone", m.point, m.fstype))
+			errs = append(errs, fmt.Errorf("%s is a %s mount, not one this package makes: left alone", m.Point, m.FSType))
 			continue
 		}
 		// Lazily: a FUSE filesystem whose server died answers nothing, and
 		// a busy one should still go away from under dir.
-		if err := unix.Unmount(m.point, unix.MNT_DETACH); err != nil {
-			errs = append(errs, fmt.Errorf("unmount %s: %w", m.point, err))
+		if err := unix.Unmount(m.Point, unix.MNT_DETACH); err != nil {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", m.Point, err))
 			continue
 		}
-		removed = append(removed, m.point)
+		removed = append(removed, m.Point)
 	}
 
 	if _, err := os.Lstat(abs); err == nil {

@@ -98,7 +98,7 @@ func (d *FastDisk) Close() error {
 		errs = append(errs, err)
 	}
 	for _, m := range ms {
-		if m.point != d.mnt {
+		if m.Point != d.mnt {
 			continue
 		}
 		// A lazy unmount is enough here: the memory is freed when the

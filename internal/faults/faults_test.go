@@ -225,10 +225,11 @@ func TestSlowDiskConcurrent(t *testing.T) {
 		}
 	})
 	// Served one by one, requests kept 32 deep would each wait about 32
-	// delays; served together, each takes one delay plus its share of the
-	// work of completing 32 requests on the machine's CPUs, so the bound
-	// here is looser than for one request at a time.
-	lo, hi := delay*98/100, delay*3/2
+	// delays; served together, each takes about one delay. On a loaded
+	// 2-CPU machine the FUSE server's threads come slowly and about four
+	// requests are served at once, so the bound asks for at least three in
+	// parallel: it fails a serialised disk, never a busy machine.
+	lo, hi := delay*98/100, delay*32/3
 	for _, rw := range []string{"randread", "randwrite"} {
 		t.Run(rw, func(t *testing.T) {
 			for attempt := 1; ; attempt++ {
@@ -695,44 +696,6 @@ func TestCleanupLeftoversNothingThere(t *testing.T) {
 	for _, dir := range []string{"", "/"} {
 		if _, err := CleanupLeftovers(dir); err == nil {
 			t.Errorf("CleanupLeftovers(%q): no error", dir)
-		}
-	}
-}
-
-func TestParseMountinfo(t *testing.T) {
-	const in = `22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
-95 22 0:52 / /tmp/x/faults/slowdisk-1/mnt rw,nosuid,nodev,relatime shared:50 - fuse.nervefaults nerve-slowdisk rw,user_id=0,group_id=0,allow_other
-96 22 0:53 / /tmp/with\040space/mnt rw master:2 - tmpfs nerve-fastdisk rw,size=1024k
-`
-	got, err := parseMountinfo(strings.NewReader(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []mountEntry{
-		{point: "/", fstype: "ext4", source: "/dev/vda"},
-		{point: "/tmp/x/faults/slowdisk-1/mnt", fstype: "fuse.nervefaults", source: "nerve-slowdisk"},
-		{point: "/tmp/with space/mnt", fstype: "tmpfs", source: "nerve-fastdisk"},
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("parseMountinfo = %+v, want %+v", got, want)
-	}
-	if _, err := parseMountinfo(strings.NewReader("garbage\n")); err == nil {
-		t.Error("parseMountinfo(garbage): no error")
-	}
-}
-
-func TestUnescapeMountinfo(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{`/plain`, `/plain`},
-		{`/a\040b`, `/a b`},
-		{`/tab\011`, "/tab\t"},
-		{`/back\134slash`, `/back\slash`},
-		{`/short\04`, `/short\04`},
-		{`/notoctal\999`, `/notoctal\999`},
-	}
-	for _, tt := range tests {
-		if got := unescapeMountinfo(tt.in); got != tt.want {
-			t.Errorf("unescapeMountinfo(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -221,7 +221,7 @@ func (d *SlowDisk) stopServer() error {
 	}
 	lazy := false
 	for _, m := range ms {
-		if m.point != d.mnt {
+		if m.Point != d.mnt {
 			continue
 		}
 		if lazy, err = unmount(d.mnt); err != nil {

@@ -5,9 +5,15 @@
 package privtest
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/nervehq/nerve/probes/targets"
 )
 
 // EnvRequire is the variable CI sets to turn every privileged skip into a failure.
@@ -41,4 +47,33 @@ func Tools(t testing.TB, names ...string) {
 			Skip(t, "needs "+n+" on PATH")
 		}
 	}
+}
+
+// Cgroup makes a cgroup v2 directory for one test, under the cgroup2 mount
+// wherever it is (/sys/fs/cgroup or, on hybrid hosts, /sys/fs/cgroup/unified),
+// and removes it when the test ends, moving any process left in it back to
+// the root first. It returns the path relative to the hierarchy's root (what
+// a `cgroup:` target names) and the directory.
+func Cgroup(t testing.TB) (rel, dir string) {
+	t.Helper()
+	root, err := targets.CgroupV2Root("/proc/self/mountinfo")
+	if err != nil {
+		Skip(t, err.Error())
+	}
+	rel = fmt.Sprintf("/nerve-test-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "_"))
+	dir = filepath.Join(root, rel)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		Skip(t, fmt.Sprintf("cannot create a cgroup v2 directory: %v", err))
+	}
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs")); err == nil {
+			for _, pid := range strings.Fields(string(b)) {
+				os.WriteFile(filepath.Join(root, "cgroup.procs"), []byte(pid), 0o644)
+			}
+		}
+		for i := 0; i < 50 && os.Remove(dir) != nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	return rel, dir
 }

@@ -86,32 +86,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(errorsDesc, prometheus.CounterValue, float64(o.Errors), d.Name, op.String())
 			ch <- prometheus.MustNewConstMetric(queueUnknownDesc, prometheus.CounterValue, float64(o.QueueUnknown), d.Name, op.String())
 			if o.Queue.Count() > 0 {
-				c.histogram(ch, queueDesc, &o.Queue, d.Name, op.String())
+				ch <- o.Queue.Metric(queueDesc, c.perOctave, d.Name, op.String())
 			}
 			for cl := InflightClass(0); cl < numClasses; cl++ {
 				if o.Service[cl].Count() > 0 {
-					c.histogram(ch, serviceDesc, &o.Service[cl], d.Name, op.String(), cl.String())
+					ch <- o.Service[cl].Metric(serviceDesc, c.perOctave, d.Name, op.String(), cl.String())
 				}
 			}
 		}
 	}
 }
 
-func (c *collector) histogram(ch chan<- prometheus.Metric, desc *prometheus.Desc, h interface {
-	Prometheus(int) (map[float64]uint64, uint64, float64, error)
-}, labels ...string) {
-	buckets, count, sum, err := h.Prometheus(c.perOctave)
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(desc, err)
-		return
-	}
-	m, err := prometheus.NewConstHistogram(desc, count, sum, buckets, labels...)
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(desc, err)
-		return
-	}
-	ch <- m
-}
 
 // Describe implements prometheus.Collector.
 func (p *Probe) Describe(ch chan<- *prometheus.Desc) { p.collector().Describe(ch) }

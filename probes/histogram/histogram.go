@@ -14,6 +14,7 @@ import (
 	"math"
 
 	"github.com/cilium/ebpf"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Layout of the kernel buckets; must match nerve_hist.h.
@@ -154,4 +155,19 @@ func ReadPerCPU(m *ebpf.Map, key uint32) (Hist, error) {
 		h.Add(&perCPU[i])
 	}
 	return h, nil
+}
+
+// Metric is the distribution as a constant Prometheus histogram of desc with
+// perOctave buckets per power of two; an invalid metric carrying the error
+// when that cannot be made.
+func (h *Hist) Metric(desc *prometheus.Desc, perOctave int, labels ...string) prometheus.Metric {
+	buckets, count, sum, err := h.Prometheus(perOctave)
+	if err != nil {
+		return prometheus.NewInvalidMetric(desc, err)
+	}
+	m, err := prometheus.NewConstHistogram(desc, count, sum, buckets, labels...)
+	if err != nil {
+		return prometheus.NewInvalidMetric(desc, err)
+	}
+	return m
 }

@@ -1,6 +1,8 @@
 package kernel
 
 import (
+	"github.com/nervehq/nerve/internal/mountinfo"
+
 	"errors"
 	"io"
 	"io/fs"
@@ -91,27 +93,27 @@ func TestCheckCaps(t *testing.T) {
 func TestParseMountInfo(t *testing.T) {
 	tests := []struct {
 		file    string
-		want    []mountEntry // checked as a subset, in order
+		want    []mountinfo.Mount // checked as a subset, in order (Point and FSType)
 		wantErr string
 	}{
-		{file: "mountinfo-mounted", want: []mountEntry{
-			{"/proc", "proc"},
-			{"/sys/kernel/tracing", "tracefs"}, // optional field shared:18
-			{"/sys/fs/bpf", "bpf"},             // two optional fields
+		{file: "mountinfo-mounted", want: []mountinfo.Mount{
+			{Point: "/proc", FSType: "proc"},
+			{Point: "/sys/kernel/tracing", FSType: "tracefs"}, // optional field shared:18
+			{Point: "/sys/fs/bpf", FSType: "bpf"},             // two optional fields
 		}},
-		{file: "mountinfo-stacked", want: []mountEntry{
-			{"/sys/fs/bpf", "bpf"},
-			{"/sys/fs/bpf", "tmpfs"},
-			{"/mnt/with space", "tmpfs"},
+		{file: "mountinfo-stacked", want: []mountinfo.Mount{
+			{Point: "/sys/fs/bpf", FSType: "bpf"},
+			{Point: "/sys/fs/bpf", FSType: "tmpfs"},
+			{Point: "/mnt/with space", FSType: "tmpfs"},
 		}},
 		{file: "mountinfo-malformed", wantErr: "mountinfo line 1: malformed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			got, err := parseMountInfo(open(t, tt.file))
+			got, err := mountinfo.Parse(open(t, tt.file))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("parseMountInfo = %v, %v; want error containing %q", got, err, tt.wantErr)
+					t.Fatalf("mountinfo.Parse = %v, %v; want error containing %q", got, err, tt.wantErr)
 				}
 				return
 			}
@@ -120,45 +122,14 @@ func TestParseMountInfo(t *testing.T) {
 			}
 			i := 0
 			for _, m := range got {
-				if i < len(tt.want) && m == tt.want[i] {
+				if i < len(tt.want) && m.Point == tt.want[i].Point && m.FSType == tt.want[i].FSType {
 					i++
 				}
 			}
 			if i < len(tt.want) {
-				t.Errorf("parseMountInfo = %v, lacks %v (in order)", got, tt.want[i])
+				t.Errorf("mountinfo.Parse = %v, lacks %v (in order)", got, tt.want[i])
 			}
 		})
-	}
-}
-
-func TestParseMountInfoSelf(t *testing.T) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		t.Skip("no /proc/self/mountinfo:", err)
-	}
-	defer f.Close()
-	mounts, err := parseMountInfo(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.ContainsFunc(mounts, func(m mountEntry) bool { return m.point == "/" }) {
-		t.Errorf("no root mount in %v", mounts)
-	}
-}
-
-func TestUnescapeOctal(t *testing.T) {
-	for in, want := range map[string]string{
-		`/plain`:           "/plain",
-		`/a\040b`:          "/a b",
-		`/tab\011x\134y`:   "/tab\tx\\y",
-		`/trailing\04`:     `/trailing\04`,
-		`/not\9990octal\`:  `/not\9990octal\`,
-		`/nl\012`:          "/nl\n",
-		`\040\040\040\040`: "    ",
-	} {
-		if got := unescapeOctal(in); got != want {
-			t.Errorf("unescapeOctal(%q) = %q, want %q", in, got, want)
-		}
 	}
 }
 
@@ -186,7 +157,7 @@ func TestEnsureMounts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			mounts, err := parseMountInfo(open(t, tt.mountinfo))
+			mounts, err := mountinfo.Parse(open(t, tt.mountinfo))
 			if err != nil {
 				t.Fatal(err)
 			}

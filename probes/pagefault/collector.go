@@ -52,9 +52,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		if err != nil {
 			ch <- prometheus.NewInvalidMetric(stallDesc, err)
 		} else {
-			c.hist(ch, &s.Node, NodeTarget)
+			ch <- s.Node.Metric(stallDesc, c.perOctave, NodeTarget)
 			for name, h := range s.Targets {
-				c.hist(ch, &h, name)
+				ch <- h.Metric(stallDesc, c.perOctave, name)
 			}
 		}
 	}
@@ -81,17 +81,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func (c *Collector) hist(ch chan<- prometheus.Metric, h *histogram.Hist, target string) {
-	buckets, count, sum, err := h.Prometheus(c.perOctave)
-	if err == nil {
-		var m prometheus.Metric
-		if m, err = prometheus.NewConstHistogram(stallDesc, count, sum, buckets, target); err == nil {
-			ch <- m
-			return
-		}
-	}
-	ch <- prometheus.NewInvalidMetric(stallDesc, err)
-}
 
 func readMajorFaults(path string) (uint64, error) {
 	f, err := os.Open(path)

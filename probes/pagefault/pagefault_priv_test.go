@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -121,24 +120,6 @@ func runChild(t *testing.T, cgroupDir, what string, pages int, mark func()) chil
 	return r
 }
 
-func testCgroup(t *testing.T) (rel, dir string) {
-	t.Helper()
-	root, err := targets.CgroupV2Root("/proc/self/mountinfo")
-	if err != nil {
-		privtest.Skip(t, err.Error())
-	}
-	rel = fmt.Sprintf("/nerve-test-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "_"))
-	dir = filepath.Join(root, rel)
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		privtest.Skip(t, fmt.Sprintf("cannot create a cgroup v2 directory: %v", err))
-	}
-	t.Cleanup(func() {
-		for i := 0; i < 50 && os.Remove(dir) != nil; i++ {
-			time.Sleep(100 * time.Millisecond)
-		}
-	})
-	return rel, dir
-}
 
 func run(t *testing.T, name string, args ...string) {
 	t.Helper()
@@ -185,7 +166,7 @@ func TestStallsOnSlowMmap(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rel, dir := testCgroup(t)
+	rel, dir := privtest.Cgroup(t)
 	p, err := New(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Config{Targets: []targets.Target{{Name: "reader", Cgroup: rel}}, Refresh: 100 * time.Millisecond})
 	if err != nil {

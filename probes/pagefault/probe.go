@@ -24,7 +24,7 @@ import (
 const MaxTargets = 64
 
 // NodeTarget is the target label of the node-wide series.
-const NodeTarget = "node"
+const NodeTarget = targets.Node
 
 // Config names the targets to break the stalls down by.
 type Config struct {
@@ -65,11 +65,6 @@ type Probe struct {
 func New(logger *slog.Logger, cfg Config) (*Probe, error) {
 	if err := targets.ValidateAll(cfg.Targets, MaxTargets); err != nil {
 		return nil, fmt.Errorf("pagefault: %w", err)
-	}
-	for i, t := range cfg.Targets {
-		if t.Name == NodeTarget {
-			return nil, fmt.Errorf("pagefault: targets[%d]: name %q is reserved for the node-wide series", i, NodeTarget)
-		}
 	}
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = 2 * time.Second

@@ -68,9 +68,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		if err != nil {
 			ch <- prometheus.NewInvalidMetric(delayDesc, err)
 		} else {
-			c.hist(ch, &d.Node, NodeTarget)
+			ch <- d.Node.Metric(delayDesc, c.perOctave, NodeTarget)
 			for name, h := range d.Targets {
-				c.hist(ch, &h, name)
+				ch <- h.Metric(delayDesc, c.perOctave, name)
 			}
 		}
 	} else {
@@ -93,17 +93,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func (c *Collector) hist(ch chan<- prometheus.Metric, h *histogram.Hist, target string) {
-	buckets, count, sum, err := h.Prometheus(c.perOctave)
-	if err == nil {
-		var m prometheus.Metric
-		if m, err = prometheus.NewConstHistogram(delayDesc, count, sum, buckets, target); err == nil {
-			ch <- m
-			return
-		}
-	}
-	ch <- prometheus.NewInvalidMetric(delayDesc, err)
-}
 
 // schedstat is the fallback: run-delay totals the kernel keeps anyway, for
 // the node and for targets named by process (cgroup targets have no such

@@ -23,9 +23,8 @@ import (
 // MaxTargets is how many targets the kernel side can tell apart.
 const MaxTargets = 64
 
-// NodeTarget is the target label of the node-wide series; no configured
-// target may use it.
-const NodeTarget = "node"
+// NodeTarget is the target label of the node-wide series.
+const NodeTarget = targets.Node
 
 // Config names the targets to break the delay down by.
 type Config struct {
@@ -56,11 +55,6 @@ type Probe struct {
 func New(logger *slog.Logger, cfg Config) (*Probe, error) {
 	if err := targets.ValidateAll(cfg.Targets, MaxTargets); err != nil {
 		return nil, fmt.Errorf("runqueue: %w", err)
-	}
-	for i, t := range cfg.Targets {
-		if t.Name == NodeTarget {
-			return nil, fmt.Errorf("runqueue: targets[%d]: name %q is reserved for the node-wide series", i, NodeTarget)
-		}
 	}
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = 2 * time.Second

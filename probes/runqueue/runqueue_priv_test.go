@@ -9,7 +9,6 @@ import (
 	"math"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -42,31 +41,6 @@ func newTestProbe(t *testing.T, ts ...targets.Target) *Probe {
 	return p
 }
 
-// testCgroup makes a cgroup v2 directory for one test and removes it after.
-func testCgroup(t *testing.T) (rel, dir string) {
-	t.Helper()
-	root, err := targets.CgroupV2Root("/proc/self/mountinfo")
-	if err != nil {
-		privtest.Skip(t, err.Error())
-	}
-	rel = fmt.Sprintf("/nerve-test-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "_"))
-	dir = filepath.Join(root, rel)
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		privtest.Skip(t, fmt.Sprintf("cannot create a cgroup v2 directory: %v", err))
-	}
-	t.Cleanup(func() {
-		// Move anything left back to the root, then remove.
-		if b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs")); err == nil {
-			for _, pid := range strings.Fields(string(b)) {
-				os.WriteFile(filepath.Join(root, "cgroup.procs"), []byte(pid), 0o644)
-			}
-		}
-		for i := 0; i < 50 && os.Remove(dir) != nil; i++ {
-			time.Sleep(100 * time.Millisecond)
-		}
-	})
-	return rel, dir
-}
 
 func read(t *testing.T, p *Probe) *Delays {
 	t.Helper()
@@ -121,7 +95,7 @@ func runqlatMedian(out string) (float64, uint64, error) {
 // that target, and the node-wide figure agrees with runqlat's.
 func TestCPUContention(t *testing.T) {
 	privtest.Tools(t, "stress-ng", "runqlat")
-	rel, dir := testCgroup(t)
+	rel, dir := privtest.Cgroup(t)
 	p := newTestProbe(t, targets.Target{Name: "hogs", Cgroup: rel})
 
 	idle := read(t, p)

@@ -10,14 +10,14 @@ import (
 	"fmt"
 	"io/fs"
 
-	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/prometheus/procfs"
+
+	"github.com/nervehq/nerve/internal/mountinfo"
 )
 
 // Target is one named group of processes. Exactly one of SystemdUnit,
@@ -57,7 +57,11 @@ func (t Target) Validate() error {
 	return nil
 }
 
-// ValidateAll checks a list of targets, including that names are unique.
+// Node is the target label of node-wide series; no target may take it.
+const Node = "node"
+
+// ValidateAll checks a list of targets, including that names are unique and
+// that none is the reserved Node.
 func ValidateAll(ts []Target, max int) error {
 	if len(ts) > max {
 		return fmt.Errorf("at most %d targets, got %d", max, len(ts))
@@ -66,6 +70,9 @@ func ValidateAll(ts []Target, max int) error {
 	for i, t := range ts {
 		if err := t.Validate(); err != nil {
 			return fmt.Errorf("targets[%d]: %w", i, err)
+		}
+		if t.Name == Node {
+			return fmt.Errorf("targets[%d]: name %q is reserved for the node-wide series", i, Node)
 		}
 		if seen[t.Name] {
 			return fmt.Errorf("targets[%d]: name %q is used twice", i, t.Name)
@@ -102,48 +109,21 @@ func Default() Resolver {
 
 // CgroupV2Root finds the mount point of the cgroup2 filesystem in a
 // mountinfo file.
-func CgroupV2Root(mountinfo string) (string, error) {
-	b, err := os.ReadFile(mountinfo)
+func CgroupV2Root(mountinfoPath string) (string, error) {
+	ms, err := mountinfo.Read(mountinfoPath)
 	if err != nil {
 		return "", fmt.Errorf("find cgroup2 mount: %w", err)
 	}
-	return parseCgroupV2Root(string(b))
+	return cgroupV2Root(ms)
 }
 
-func parseCgroupV2Root(mountinfo string) (string, error) {
-	for _, line := range strings.Split(mountinfo, "\n") {
-		// id parent major:minor root mountpoint options [optional...] - fstype source superopts
-		pre, post, ok := strings.Cut(line, " - ")
-		if !ok {
-			continue
-		}
-		if f := strings.Fields(post); len(f) == 0 || f[0] != "cgroup2" {
-			continue
-		}
-		if f := strings.Fields(pre); len(f) >= 5 {
-			return unescape(f[4]), nil
+func cgroupV2Root(ms []mountinfo.Mount) (string, error) {
+	for _, m := range ms {
+		if m.FSType == "cgroup2" {
+			return m.Point, nil
 		}
 	}
 	return "", errors.New("find cgroup2 mount: no cgroup2 filesystem is mounted")
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a space).
-func unescape(s string) string {
-	if !strings.Contains(s, "\\") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // Resolve maps every target to its cgroups and processes as they are now.

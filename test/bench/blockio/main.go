@@ -1,8 +1,9 @@
 // Command blockio measures what tracing block I/O costs. It runs one fio load
-// on a fresh tmpfs-backed loop device with no tracer, under the nerve agent and
-// under libbpf-tools' biolatency, interleaved over a few rounds, and prints the
-// median IOPS of each mode next to the BPF run time each tracer's programs
-// spent per completed I/O (kernel.bpf_stats_enabled, read with bpftool).
+// on a fresh tmpfs-backed loop device with no tracer, under the nerve agent
+// (its blockio probe alone) and under libbpf-tools' biolatency, interleaved
+// over a few rounds, and prints the median IOPS of each mode next to the BPF
+// run time each tracer's programs spent per completed I/O
+// (kernel.bpf_stats_enabled, read with bpftool).
 //
 // It only prints: no figure is asserted. It exits non-zero when the setup or a
 // tool could not run. Run it as root from the repository root:
@@ -262,7 +263,11 @@ func (b *bench) startTracer(ctx context.Context, mode string) (*benchkit.Tracer,
 				return nil, err
 			}
 		}
-		cmd = exec.Command(b.opts.nerve, "agent", "--bpf-stats", "--web.listen-address="+listen)
+		cfg := filepath.Join(b.work, "nerve.yaml")
+		if err := os.WriteFile(cfg, nerveConfig(listen), 0o600); err != nil {
+			return nil, err
+		}
+		cmd = exec.Command(b.opts.nerve, "agent", "--bpf-stats", "--config.file="+cfg)
 	case modeBiolatency:
 		// -Q counts queue time too, as nerve does; -D keeps a histogram per disk.
 		cmd = exec.Command(b.opts.biolatency, "-Q", "-D")
@@ -278,6 +283,20 @@ func (b *bench) startTracer(ctx context.Context, mode string) (*benchkit.Tracer,
 		}
 	}
 	return t, nil
+}
+
+// nerveConfig is the agent's config for the bench: the blockio probe alone,
+// so that the BPF run time per I/O counts only block I/O programs (the
+// scheduler probes would run on every context switch fio causes).
+func nerveConfig(listen string) []byte {
+	return fmt.Appendf(nil, `web:
+  listen_address: %q
+probes:
+  blockio: {enabled: true}
+  runqueue: {enabled: false}
+  pagefault: {enabled: false}
+  jvm: {enabled: false}
+`, listen)
 }
 
 func (b *bench) fio(ctx context.Context) (runResult, error) {

@@ -1,7 +1,7 @@
 // Command sched measures what tracing the scheduler costs. It runs
 // switch-heavy loads (stress-ng's switch stressor, and perf bench sched pipe
 // where perf can run it) with no tracer, under the nerve agent (runqueue and
-// pagefault probes on, blockio off) and under libbpf-tools' runqlat,
+// pagefault probes on, blockio and jvm off) and under libbpf-tools' runqlat,
 // interleaved over a few rounds. It prints the median throughput of each load
 // and mode next to the BPF run time each tracer's programs spent per context
 // switch (kernel.bpf_stats_enabled, read with bpftool; switches from ctxt in
@@ -341,7 +341,8 @@ func (b *bench) startTracer(ctx context.Context, mode string) (*benchkit.Tracer,
 }
 
 // nerveConfig is the agent's config for the bench: the scheduler probes
-// (runqueue; pagefault, which also hooks sched_switch) and not blockio.
+// (runqueue; pagefault, which also hooks sched_switch), and neither blockio
+// nor jvm.
 func nerveConfig(listen string) []byte {
 	return fmt.Appendf(nil, `web:
   listen_address: %q
@@ -349,6 +350,7 @@ probes:
   blockio: {enabled: false}
   runqueue: {enabled: true}
   pagefault: {enabled: true}
+  jvm: {enabled: false}
 `, listen)
 }
 
