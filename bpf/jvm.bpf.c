@@ -170,7 +170,11 @@ static __always_inline int end(struct pt_regs *ctx, __u32 kind)
 		else
 			e->op[0] = 0;
 	}
-	bpf_ringbuf_submit(e, 0);
+	/* No wakeup per event: this runs in the VM thread while every Java
+	 * thread is stopped, and waking the reader would lengthen the pause.
+	 * User space polls; a filling buffer wakes it. */
+	bpf_ringbuf_submit(e, bpf_ringbuf_query(&jvm_events, BPF_RB_AVAIL_DATA) > 64 * 1024 ?
+				  BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 	bpf_map_delete_elem(&jvm_starts, &k);
 	return 0;
 }

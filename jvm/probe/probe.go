@@ -107,10 +107,21 @@ type Probe struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu   sync.Mutex         // guards jvms and libs
+	mu   sync.Mutex         // guards jvms, gone and libs
 	jvms map[int]*JVM       // by pid
+	gone map[int]goneJVM    // exited JVMs whose last events may still be in the ring buffer
 	libs map[[2]uint64]*lib // by (dev, inode)
 }
+
+// goneJVM keeps an exited JVM's label until its last events are read.
+type goneJVM struct {
+	label string
+	at    time.Time
+}
+
+// goneGrace is how long an exited JVM's events are still accepted: a few
+// reader polls.
+const goneGrace = time.Second
 
 // New loads the programs and starts watching. It fails only when the BPF
 // side cannot load at all; JVMs without probes are reported per JVM.
@@ -133,7 +144,7 @@ func New(logger *slog.Logger, cfg Config) (*Probe, error) {
 	if err := cfg.Thrash.Validate(); err != nil {
 		return nil, fmt.Errorf("jvm: %w", err)
 	}
-	p := &Probe{logger: logger, cfg: cfg, jvms: map[int]*JVM{}, libs: map[[2]uint64]*lib{}, agg: newAggregator(cfg.Thrash)}
+	p := &Probe{logger: logger, cfg: cfg, jvms: map[int]*JVM{}, gone: map[int]goneJVM{}, libs: map[[2]uint64]*lib{}, agg: newAggregator(cfg.Thrash)}
 	if err := loadJvmObjects(&p.objs, nil); err != nil {
 		return nil, fmt.Errorf("jvm: load: %w", err)
 	}
@@ -204,14 +215,22 @@ func (p *Probe) scanLoop(ctx context.Context) {
 	}
 }
 
+// pollInterval is how often the reader looks at the ring buffer: the BPF
+// side does not wake it per event (see bpf/jvm.bpf.c).
+const pollInterval = 100 * time.Millisecond
+
 // read turns ring-buffer records into pauses until the reader is closed.
 func (p *Probe) read() {
 	defer p.wg.Done()
 	var rec ringbuf.Record
 	for {
+		p.rd.SetDeadline(time.Now().Add(pollInterval))
 		if err := p.rd.ReadInto(&rec); err != nil {
 			if errors.Is(err, ringbuf.ErrClosed) {
 				return
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue
 			}
 			p.logger.Warn("read JVM events", "err", err)
 			continue
@@ -222,14 +241,15 @@ func (p *Probe) read() {
 			continue
 		}
 		p.mu.Lock()
-		j := p.jvms[int(ev.Tgid)]
-		label := ""
-		if j != nil {
-			label = j.Label
+		label, known := "", false
+		if j := p.jvms[int(ev.Tgid)]; j != nil {
+			label, known = j.Label, true
+		} else if g, ok := p.gone[int(ev.Tgid)]; ok {
+			label, known = g.label, true // its last events, read after it exited
 		}
 		p.mu.Unlock()
-		if j == nil {
-			continue // exited since
+		if !known {
+			continue
 		}
 		pause := Pause{
 			PID: int(ev.Tgid), Label: label, Kind: Kind(ev.Kind),
@@ -303,15 +323,25 @@ func (p *Probe) scan() {
 		p.watch(&JVM{PID: pid, Label: label, Lib: host, Start: start})
 	}
 	p.mu.Lock()
-	var gone []int
+	var gone, done []int
 	for pid := range p.jvms {
 		if !seen[pid] {
 			gone = append(gone, pid)
 		}
 	}
+	for pid, g := range p.gone {
+		if time.Since(g.at) > goneGrace {
+			done = append(done, pid)
+			delete(p.gone, pid)
+		}
+	}
 	p.mu.Unlock()
 	for _, pid := range gone {
 		p.forget(pid)
+	}
+	// Their last events are read by now: drop their series.
+	for _, pid := range done {
+		p.agg.forget(pid)
 	}
 }
 
@@ -392,6 +422,9 @@ func (p *Probe) forget(pid int) {
 	p.mu.Lock()
 	j := p.jvms[pid]
 	delete(p.jvms, pid)
+	if j != nil {
+		p.gone[pid] = goneJVM{label: j.Label, at: time.Now()}
+	}
 	var detach []link.Link
 	for key, l := range p.libs {
 		if j != nil && l.path == j.Lib {
@@ -411,7 +444,6 @@ func (p *Probe) forget(pid int) {
 		p.objs.JvmStarts.Delete(jvmJvmKey{Tgid: uint32(pid), Kind: uint32(k)})
 	}
 	if j != nil {
-		p.agg.forget(pid)
 		p.logger.Info("JVM gone", "pid", pid, "label", j.Label)
 	}
 }
