@@ -160,7 +160,7 @@ func New(logger *slog.Logger, cfg Config) (*Probe, error) {
 	// The reader ends when Close closes the ring buffer; the scanner when
 	// ctx is cancelled.
 	p.wg.Add(2)
-	go p.read()
+	go p.read(ctx)
 	go p.scanLoop(ctx)
 	return p, nil
 }
@@ -219,14 +219,15 @@ func (p *Probe) scanLoop(ctx context.Context) {
 // side does not wake it per event (see bpf/jvm.bpf.c).
 const pollInterval = 100 * time.Millisecond
 
-// read turns ring-buffer records into pauses until the reader is closed.
-func (p *Probe) read() {
+// read turns ring-buffer records into pauses until the reader is closed or
+// ctx ends (Close does both).
+func (p *Probe) read(ctx context.Context) {
 	defer p.wg.Done()
 	var rec ringbuf.Record
 	for {
 		p.rd.SetDeadline(time.Now().Add(pollInterval))
 		if err := p.rd.ReadInto(&rec); err != nil {
-			if errors.Is(err, ringbuf.ErrClosed) {
+			if errors.Is(err, ringbuf.ErrClosed) || ctx.Err() != nil {
 				return
 			}
 			if errors.Is(err, os.ErrDeadlineExceeded) {

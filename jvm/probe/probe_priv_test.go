@@ -3,6 +3,7 @@
 package probe
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"math"
@@ -96,12 +97,7 @@ func TestSafepointsMatchJVMLog(t *testing.T) {
 	if !w.Probes {
 		t.Fatalf("JVM %d watched without USDT probes", j.PID)
 	}
-	if err := j.Cmd.Wait(); err != nil && !strings.Contains(err.Error(), "wait") {
-		t.Logf("java exited: %v", err)
-	}
-	for i := 0; i < 20 && j.Cmd.ProcessState == nil; i++ {
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitExit(t, j)
 	time.Sleep(300 * time.Millisecond) // the ring buffer drains
 
 	f, err := os.Open(j.Log)
@@ -154,7 +150,7 @@ func TestJVMLifecycle(t *testing.T) {
 	for round := 0; round < 2; round++ {
 		j := javatest.Start(t, dir, "SafepointsAfter", nil, "300", "700")
 		w := waitWatched(t, p, j.PID)
-		j.Cmd.Wait()
+		waitExit(t, j)
 		time.Sleep(300 * time.Millisecond)
 		if n := len(rec.of(j.PID, Safepoint)); n == 0 {
 			t.Errorf("round %d: no safepoints seen for JVM %d", round, j.PID)
@@ -216,6 +212,16 @@ func TestJVMInOtherMountNamespace(t *testing.T) {
 		t.Errorf("no safepoints seen for the JVM in another mount namespace")
 	} else {
 		t.Logf("%d safepoints seen for the JVM in another mount namespace (libjvm.so at %s)", n, w.Lib)
+	}
+}
+
+// waitExit waits for the JVM to end on its own, at most a minute.
+func waitExit(t *testing.T, j *javatest.JVM) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := j.Wait(ctx); err != nil {
+		t.Fatalf("java %d: %v\n%s", j.PID, err, j.Output())
 	}
 }
 
