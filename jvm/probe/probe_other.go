@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nervehq/nerve/jvm/thrash"
 	"github.com/nervehq/nerve/probes/targets"
 )
 
@@ -30,3 +32,22 @@ func (p *Probe) Describe(chan<- *prometheus.Desc)   {}
 func (p *Probe) Collect(chan<- prometheus.Metric)   {}
 func (p *Probe) Programs() map[string]*ebpf.Program { return nil }
 func (p *Probe) Close() error                       { return nil }
+
+// JVM is one watched JVM.
+type JVM struct {
+	PID    int
+	Label  string
+	Probes bool
+}
+
+// JVMs lists no JVMs.
+func (p *Probe) JVMs() []JVM { return nil }
+
+// StoppedFraction knows no JVM.
+func (p *Probe) StoppedFraction(pid int, window time.Duration) (float64, bool) { return 0, false }
+
+// Thrash knows no JVM.
+func (p *Probe) Thrash(pid int) *thrash.Detector { return nil }
+
+// Now is the present in the thrash detectors' time.
+func Now() time.Time { return time.Now() }
