@@ -148,7 +148,7 @@ func TestJVMLifecycle(t *testing.T) {
 	dir := t.TempDir()
 	compileOwn(t, dir)
 	for round := 0; round < 2; round++ {
-		j := javatest.Start(t, dir, "SafepointsAfter", nil, "300", "700")
+		j := javatest.Start(t, dir, "SafepointsAfter", nil, "1000", "700")
 		w := waitWatched(t, p, j.PID)
 		waitExit(t, j)
 		time.Sleep(300 * time.Millisecond)
