@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,9 +17,11 @@ import (
 	"runtime"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 
+	"github.com/nervehq/nerve/actuator/report"
 	"github.com/nervehq/nerve/internal/agent"
 	"github.com/nervehq/nerve/internal/config"
 )
@@ -50,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case "agent":
 		return runAgent(stderr, inv)
+	case "status":
+		return runStatus(stdout, stderr, inv)
 	}
 	fmt.Fprintf(stderr, "nerve: unknown command %q\n", inv.command)
 	return exitUsage
@@ -63,6 +68,10 @@ type invocation struct {
 	// overrides holds the flags the user gave, and only those: a flag left
 	// at its default must not override the config file.
 	overrides agent.Overrides
+
+	statusAddr  string
+	statusLimit int
+	statusJSON  bool
 }
 
 // parse parses args. When it returns ok false, the usage or error has been
@@ -91,6 +100,10 @@ func parse(args []string, stdout, stderr io.Writer) (inv invocation, code int, o
 	bpfStats := agentCmd.Flag("bpf-stats", "Enable kernel BPF run-time statistics while the agent runs. Overrides bpf_stats.").
 		IsSetByUser(&set.stats).Bool()
 	app.Command("version", "Print the version and exit.")
+	statusCmd := app.Command("status", "Print the running agent's latest decisions: what was wrong, the evidence, the rungs considered, the outcome.")
+	statusAddr := statusCmd.Flag("agent.address", "The agent's web address.").Default(def.Web.ListenAddress).String()
+	statusLimit := statusCmd.Flag("limit", "How many decisions, newest first (1-1000).").Default("10").Int()
+	statusJSON := statusCmd.Flag("json", "Print the decisions as JSON.").Bool()
 
 	if len(args) == 0 {
 		// kingpin would print the usage and exit 0; a bare "nerve" in a
@@ -105,7 +118,8 @@ func parse(args []string, stdout, stderr io.Writer) (inv invocation, code int, o
 		return inv, exitUsage, false
 	}
 
-	inv = invocation{command: cmd, logFormat: *logFormat, configFile: *configFile}
+	inv = invocation{command: cmd, logFormat: *logFormat, configFile: *configFile,
+		statusAddr: *statusAddr, statusLimit: *statusLimit, statusJSON: *statusJSON}
 	o := &inv.overrides
 	if set.listen {
 		o.ListenAddress = listen
@@ -192,4 +206,39 @@ func buildRevision() string {
 		}
 	}
 	return "unknown"
+}
+
+// runStatus prints the latest decisions of the agent at inv.statusAddr.
+func runStatus(stdout, stderr io.Writer, inv invocation) int {
+	if inv.statusLimit < 1 || inv.statusLimit > 1000 {
+		fmt.Fprintf(stderr, "nerve: --limit must be 1 to 1000, got %d\n", inv.statusLimit)
+		return exitUsage
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ds, err := report.Fetch(ctx, inv.statusAddr, inv.statusLimit)
+	if err != nil {
+		fmt.Fprintf(stderr, "nerve: %v\n", err)
+		return exitFailure
+	}
+	if inv.statusJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(ds); err != nil {
+			fmt.Fprintf(stderr, "nerve: %v\n", err)
+			return exitFailure
+		}
+		return exitOK
+	}
+	if len(ds) == 0 {
+		fmt.Fprintln(stdout, "no decisions: nothing has been diagnosed")
+		return exitOK
+	}
+	for i, d := range ds {
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		fmt.Fprint(stdout, report.Text(d))
+	}
+	return exitOK
 }

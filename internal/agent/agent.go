@@ -126,6 +126,22 @@ func Run(ctx context.Context, logger *slog.Logger, cfg *config.Config, opts Opti
 		return err
 	}
 	defer a.close()
+	if cfg.Actuator.Enabled {
+		act, err := a.newActuator(ctx, cfg)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("actuator: %w", err)
+		}
+		a.act = act
+		a.registry.MustRegister(act.ctl)
+		// The actuator goroutine ends with ctx; close waits for it before
+		// the probes it reads are closed.
+		a.actDone = make(chan struct{})
+		go func() {
+			defer close(a.actDone)
+			act.run(ctx)
+		}()
+	}
 	return a.serve(ctx, ln, cfg, opts)
 }
 
@@ -139,6 +155,8 @@ type agent struct {
 	// serving is true from the start of serving until shutdown begins;
 	// /healthz reports it.
 	serving atomic.Bool
+	act     *actuatorRun  // nil when the actuator is off
+	actDone chan struct{} // closed when the actuator goroutine has ended
 }
 
 // newAgent switches on BPF statistics if asked, starts the probes and builds
@@ -207,6 +225,9 @@ func buildInfo(version, revision string) prometheus.Collector {
 // close stops statistics reads of the probes, closes the probes, then
 // switches statistics off. Safe to call on a partly built agent.
 func (a *agent) close() {
+	if a.actDone != nil {
+		<-a.actDone
+	}
 	if a.probes != nil {
 		if a.stats != nil {
 			for _, sp := range a.probes.probes {
@@ -269,9 +290,11 @@ func (a *agent) serve(ctx context.Context, ln net.Listener, cfg *config.Config, 
 // effect.
 func (a *agent) reload(running *config.Config, opts Options) *config.Config {
 	if opts.ConfigFile == "" {
-		a.logger.Info("reload requested but no --config.file was given; nothing to do")
+		a.reloadGoals()
+		a.logger.Info("reload requested but no --config.file was given; nothing else to do")
 		return running
 	}
+	a.reloadGoals()
 	next, err := LoadConfig(opts.ConfigFile, opts.Overrides)
 	if err != nil {
 		a.logger.Error("config reload failed; keeping the running config", "err", err)

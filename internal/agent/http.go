@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/nervehq/nerve/actuator/report"
 	"github.com/nervehq/nerve/internal/config"
 )
 
@@ -47,6 +48,11 @@ func (a *agent) handler(telemetryPath string) http.Handler {
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	if a.act != nil {
+		decisions := report.Handler(a.act.reports)
+		mux.Handle("GET /decisions", decisions)
+		mux.Handle("GET /decisions/{id}", decisions)
+	}
 	// "{$}" matches "/" only, so unknown paths get 404, not the index.
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")

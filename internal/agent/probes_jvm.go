@@ -5,6 +5,7 @@ import (
 
 	"github.com/nervehq/nerve/internal/config"
 	"github.com/nervehq/nerve/jvm/probe"
+	"github.com/nervehq/nerve/jvm/thrash"
 )
 
 // jvmProbe wires the JVM pause probe to its configuration.
@@ -13,7 +14,9 @@ func jvmProbe() ProbeSpec {
 		Name:    "jvm",
 		Enabled: func(c *config.Config) bool { return c.Probes.JVM.Enabled },
 		New: func(logger *slog.Logger, c *config.Config) (Probe, error) {
-			p, err := probe.New(logger, probe.Config{Targets: c.Targets})
+			th := c.Probes.JVM.Thrash
+			p, err := probe.New(logger, probe.Config{Targets: c.Targets,
+				Thrash: thrash.Config{Threshold: th.Threshold, Weight: th.Weight}})
 			if err != nil {
 				return nil, err
 			}

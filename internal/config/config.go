@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -25,6 +26,8 @@ type Config struct {
 	Web    Web    `yaml:"web"`
 	Log    Log    `yaml:"log"`
 	Probes Probes `yaml:"probes"`
+	// Actuator diagnoses and acts.
+	Actuator Actuator `yaml:"actuator"`
 	// Targets are the process groups (a database, its sidecars) that probes
 	// break their figures down by, each a label value of its own.
 	Targets []targets.Target `yaml:"targets"`
@@ -61,6 +64,13 @@ type Probes struct {
 // every JVM (or, when targets are set, of the targets' JVMs).
 type JVM struct {
 	Enabled bool `yaml:"enabled"`
+	// Thrash is each JVM's jvmquake token bucket: every pause adds its
+	// length, running time drains Weight times as fast; over Threshold the
+	// JVM is dying slowly (query_of_death).
+	Thrash struct {
+		Threshold time.Duration `yaml:"threshold"`
+		Weight    float64       `yaml:"weight"`
+	} `yaml:"thrash"`
 }
 
 // Histogram configures a probe whose only settings are whether it runs and
@@ -82,6 +92,51 @@ type BlockIO struct {
 	// the machine.
 	MaxDevices  int `yaml:"max_devices"`
 	MaxRequests int `yaml:"max_requests"`
+}
+
+// Actuator configures diagnosis and the action ladder.
+type Actuator struct {
+	Enabled bool `yaml:"enabled"`
+	// Mode caps every rung: observe (diagnose only), advise (decide and
+	// explain, do not act) or enforce (the per-rung modes apply).
+	Mode string `yaml:"mode"`
+	// Rungs sets the mode of each rung 1-5; a rung may not be more
+	// permissive than the one below it.
+	Rungs map[int]string `yaml:"rungs"`
+	// Tick is how often signals are sampled and rules stepped.
+	Tick time.Duration `yaml:"tick"`
+	// StateDir keeps the journal of actions in flight and the decision
+	// reports.
+	StateDir string `yaml:"state_dir"`
+	// GoalsFile overrides the built-in goals; reloaded on SIGHUP.
+	GoalsFile string `yaml:"goals_file"`
+	// Target names the database among targets: its run-queue and
+	// page-fault figures are the ones that count. Empty: the node's.
+	Target string `yaml:"target"`
+	// DataMounts get a direct-I/O canary every tick (failed_drive).
+	DataMounts []string `yaml:"data_mounts"`
+	// Nodetool is the path of nodetool; empty turns live control off.
+	Nodetool string `yaml:"nodetool"`
+	// CompactionThroughputMiB is what disk_overload lowers compaction to.
+	CompactionThroughputMiB int `yaml:"compaction_throughput_mib"`
+	// SidecarUnits are systemd units that may be restarted (rung 2).
+	SidecarUnits []string `yaml:"sidecar_units"`
+	// DumpDir receives the thread and heap dumps of a JVM killed for a
+	// query of death (rung 3); the JVM's user must be able to write it.
+	DumpDir  string `yaml:"dump_dir"`
+	HeapDump bool   `yaml:"heap_dump"`
+	// TransferHook and ExitHook are operator commands (argv) for rungs 4
+	// and 5, e.g. ["nodetool", "decommission"].
+	TransferHook []string `yaml:"transfer_hook"`
+	ExitHook     []string `yaml:"exit_hook"`
+	// Lock is where rack locks come from: "none" refuses every action that
+	// stops the database, "local" grants one at a time on this node (a
+	// one-box trial).
+	Lock string `yaml:"lock"`
+	// WebhookURL receives alerts as JSON POSTs; empty: log only.
+	WebhookURL                 string        `yaml:"webhook_url"`
+	EscalateAfter              time.Duration `yaml:"escalate_after"`
+	MaxDatabaseRestartsPerHour int           `yaml:"max_database_restarts_per_hour"`
 }
 
 // Default returns the embedded default configuration.

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/nervehq/nerve/internal/yamlfield"
 )
 
 func TestDefault(t *testing.T) {
@@ -26,8 +28,8 @@ func TestDefault(t *testing.T) {
 	// Every setting of the schema must be spelt out in default.yaml, where
 	// operators read what they can set.
 	keys := map[string]bool{}
-	for _, k := range keysOf(defaultYAML) {
-		keys[k.path] = true
+	for _, p := range yamlfield.Paths(defaultYAML) {
+		keys[p] = true
 	}
 	for _, p := range Paths() {
 		if !keys[p] {
@@ -85,7 +87,7 @@ func TestLoadBad(t *testing.T) {
 	}{
 		{"bad_syntax.yaml", []string{"line 2: invalid YAML"}},
 		{"unknown_field.yaml", []string{"line 4: probes.blockio.bucket_per_octave: unknown field", "buckets_per_octave"}},
-		{"unknown_section.yaml", []string{"line 3: metrics: unknown field (known here: web, log, probes, targets, bpf_stats)"}},
+		{"unknown_section.yaml", []string{"line 3: metrics: unknown field (known here: web, log, probes, actuator, targets, bpf_stats)"}},
 		{"wrong_type_int.yaml", []string{`line 3: probes.blockio.max_devices: must be an integer, got "lots"`}},
 		{"wrong_type_bool.yaml", []string{`line 2: probes.strict: must be true or false, got "maybe"`}},
 		{"wrong_type_section.yaml", []string{`line 1: web: must be a mapping, got ":19648"`}},
@@ -95,6 +97,10 @@ func TestLoadBad(t *testing.T) {
 		{"two_documents.yaml", []string{"line 3: more than one YAML document"}},
 		{"bad_buckets.yaml", []string{"probes.blockio.buckets_per_octave: must be 1, 2 or 4, got 3"}},
 		{"bad_runqueue_buckets.yaml", []string{"probes.runqueue.buckets_per_octave: must be 1, 2 or 4, got 0"}},
+		{"actuator_bad_mode.yaml", []string{`actuator.mode: must be observe, advise or enforce, got "yolo"`}},
+		{"actuator_bad_lock.yaml", []string{`actuator.lock: must be "none" or "local", got "zookeeper"`}},
+		{"actuator_unknown_target.yaml", []string{`actuator.target: "cassandra" names no entry of targets`}},
+		{"actuator_fast_tick.yaml", []string{"actuator.tick: must be at least 1s, got 10ms"}},
 		{"target_duplicate.yaml", []string{`targets: targets[1]: name "cassandra" is used twice`}},
 		{"target_reserved.yaml", []string{`targets: targets[0]: name "node" is reserved`}},
 		{"target_two_kinds.yaml", []string{`target "db": exactly one of systemd_unit, cgroup and process must be set`}},

@@ -2,6 +2,8 @@ package config
 
 import (
 	"github.com/nervehq/nerve/probes/targets"
+	"math"
+	"time"
 
 	"fmt"
 	"log/slog"
@@ -67,6 +69,51 @@ func (c *Config) Validate() error {
 			add(h.path+".buckets_per_octave", "must be 1, 2 or 4, got %d", h.h.BucketsPerOctave)
 		}
 	}
+	if th := c.Probes.JVM.Thrash; th.Threshold <= 0 {
+		add("probes.jvm.thrash.threshold", "must be positive, got %v", th.Threshold)
+	}
+	if w := c.Probes.JVM.Thrash.Weight; !(w > 0) || math.IsInf(w, 0) {
+		add("probes.jvm.thrash.weight", "must be a positive number, got %v", w)
+	}
+	ac := c.Actuator
+	modeOK := func(m string) bool { return m == "observe" || m == "advise" || m == "enforce" }
+	if !modeOK(ac.Mode) {
+		add("actuator.mode", "must be observe, advise or enforce, got %q", ac.Mode)
+	}
+	for r, m := range ac.Rungs {
+		if r < 1 || r > 5 {
+			add("actuator.rungs", "rung must be 1 to 5, got %d", r)
+		} else if !modeOK(m) {
+			add("actuator.rungs", "rung %d: must be observe, advise or enforce, got %q", r, m)
+		}
+	}
+	if ac.Tick < time.Second {
+		add("actuator.tick", "must be at least 1s, got %v", ac.Tick)
+	}
+	if ac.Enabled && ac.StateDir == "" {
+		add("actuator.state_dir", "must be set when the actuator is enabled")
+	}
+	if ac.Lock != "none" && ac.Lock != "local" {
+		add("actuator.lock", `must be "none" or "local", got %q`, ac.Lock)
+	}
+	if ac.CompactionThroughputMiB < 0 {
+		add("actuator.compaction_throughput_mib", "must not be negative, got %d", ac.CompactionThroughputMiB)
+	}
+	if ac.EscalateAfter < 0 {
+		add("actuator.escalate_after", "must not be negative, got %v", ac.EscalateAfter)
+	}
+	if ac.MaxDatabaseRestartsPerHour < 0 {
+		add("actuator.max_database_restarts_per_hour", "must not be negative, got %d", ac.MaxDatabaseRestartsPerHour)
+	}
+	if ac.Target != "" {
+		found := false
+		for _, t := range c.Targets {
+			found = found || t.Name == ac.Target
+		}
+		if !found {
+			add("actuator.target", "%q names no entry of targets", ac.Target)
+		}
+	}
 	if err := targets.ValidateAll(c.Targets, MaxTargets); err != nil {
 		add("targets", "%v", err)
 	}
@@ -79,7 +126,6 @@ func (c *Config) Validate() error {
 
 // MaxTargets is how many targets the probes' kernel maps can tell apart.
 const MaxTargets = 64
-
 
 func checkListenAddress(addr string) error {
 	host, port, err := net.SplitHostPort(addr)

@@ -18,6 +18,7 @@ import (
 // Config says which JVMs to watch.
 type Config struct {
 	Targets []targets.Target
+	Thrash  thrash.Config
 }
 
 // Probe is not available on this architecture.

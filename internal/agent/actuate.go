@@ -1,0 +1,231 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nervehq/nerve/actuator"
+	"github.com/nervehq/nerve/actuator/actions"
+	"github.com/nervehq/nerve/actuator/controller"
+	"github.com/nervehq/nerve/actuator/goals"
+	"github.com/nervehq/nerve/actuator/journal"
+	"github.com/nervehq/nerve/actuator/ladder"
+	"github.com/nervehq/nerve/actuator/report"
+	"github.com/nervehq/nerve/internal/config"
+)
+
+// actuatorRun is the running actuator: the controller, its reports, and
+// what feeds it.
+type actuatorRun struct {
+	ctl     *controller.Controller
+	reports *report.Store
+	sampler *sampler
+	tick    time.Duration
+	goals   string // goals file, "" for the built-in goals
+}
+
+// loadGoals reads the goals file, or the built-in goals when none is set.
+func loadGoals(path string) (goals.Goals, error) {
+	if path == "" {
+		return goals.Default(), nil
+	}
+	return goals.Load(path)
+}
+
+// newActuator builds the controller from the configuration and the started
+// probes, and resumes any action a crash interrupted.
+func (a *agent) newActuator(ctx context.Context, cfg *config.Config) (*actuatorRun, error) {
+	ac := cfg.Actuator
+	g, err := loadGoals(ac.GoalsFile)
+	if err != nil {
+		return nil, err
+	}
+	j, err := journal.Open(filepath.Join(ac.StateDir, "journal"))
+	if err != nil {
+		return nil, fmt.Errorf("actuator state: %w", err)
+	}
+	st, err := report.Open(filepath.Join(ac.StateDir, "decisions"), report.DefaultKeep, report.WithLogger(a.logger))
+	if err != nil {
+		return nil, fmt.Errorf("actuator state: %w", err)
+	}
+	var lock actuator.Lock = ladder.DenyLock{}
+	if ac.Lock == "local" {
+		lock = &ladder.LocalLock{}
+	}
+	modes := map[actuator.Rung]actuator.Mode{}
+	for r, m := range ac.Rungs {
+		modes[actuator.Rung(r)] = actuator.Mode(m)
+	}
+	host, _ := os.Hostname()
+	ccfg := controller.Config{
+		Node: host, Goals: g, Lock: lock, Journal: j, Reports: st, Logger: a.logger.With("component", "actuator"),
+		Ladder: ladder.Config{
+			Modes: modes, GlobalMode: actuator.Mode(ac.Mode), EscalateAfter: ac.EscalateAfter,
+			MaxDatabaseRestartsPerHour: ac.MaxDatabaseRestartsPerHour,
+		},
+		Actions: catalog(ac),
+	}
+	if ac.WebhookURL != "" {
+		hook := &actions.Webhook{URL: ac.WebhookURL, MinInterval: 10 * time.Minute}
+		ccfg.Alert = func(ctx context.Context, d report.Decision) {
+			err := hook.Send(ctx, actions.Alert{
+				DecisionID: d.ID, Node: host, Kind: d.Plan.Diagnosis.Kind, Subject: d.Plan.Diagnosis.Subject,
+				Summary: d.Outcome, Evidence: d.Plan.Diagnosis.Evidence,
+			})
+			if err != nil {
+				a.logger.Warn("alert", "id", d.ID, "err", err)
+			}
+		}
+	}
+	ctl, err := controller.New(ccfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctl.Resume(ctx); err != nil {
+		a.logger.Error("resuming interrupted actions", "err", err)
+	}
+	return &actuatorRun{
+		ctl: ctl, reports: st, tick: ac.Tick, goals: ac.GoalsFile,
+		sampler: newSampler(a.probes.probes, ac.Target, ac.DataMounts, g.Canary.Timeout),
+	}, nil
+}
+
+// run samples and decides every tick until ctx ends.
+func (r *actuatorRun) run(ctx context.Context) {
+	t := time.NewTicker(r.tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			r.ctl.Tick(ctx, r.sampler.sample(ctx, now))
+		}
+	}
+}
+
+// catalog is the action ladder's actions as the configuration allows them.
+// An action the configuration leaves out is listed as unavailable, with
+// why, so that every decision can say what it would have needed.
+func catalog(ac config.Actuator) []controller.Action {
+	var out []controller.Action
+	add := func(name string, rung actuator.Rung, clears []actuator.Kind, why string,
+		steps func(actuator.Diagnosis, *actuator.Grant, string) []journal.Step) {
+		out = append(out, controller.Action{
+			Info:  ladder.ActionInfo{Name: name, Rung: rung, Clears: clears, Available: why == "", Why: why},
+			Steps: steps,
+		})
+	}
+	nodetoolWhy := ""
+	if ac.Nodetool == "" {
+		nodetoolWhy = "actuator.nodetool is not set"
+	}
+	add("throttle-compaction", actuator.LiveControl, []actuator.Kind{actuator.DiskOverload}, nodetoolWhy,
+		func(actuator.Diagnosis, *actuator.Grant, string) []journal.Step {
+			return []journal.Step{commandStep("nodetool setcompactionthroughput",
+				actions.SetCompactionThroughput(ac.Nodetool, ac.CompactionThroughputMiB).Run)}
+		})
+	add("reduce-compactors", actuator.LiveControl, []actuator.Kind{actuator.CPUOverload}, nodetoolWhy,
+		func(actuator.Diagnosis, *actuator.Grant, string) []journal.Step {
+			return []journal.Step{commandStep("nodetool setconcurrentcompactors",
+				actions.SetConcurrentCompactors(ac.Nodetool, 1).Run)}
+		})
+	sidecarWhy := ""
+	if len(ac.SidecarUnits) == 0 {
+		sidecarWhy = "actuator.sidecar_units is empty"
+	}
+	add("restart-sidecars", actuator.RestartSidecar, []actuator.Kind{actuator.CPUOverload, actuator.MemoryStall}, sidecarWhy,
+		func(actuator.Diagnosis, *actuator.Grant, string) []journal.Step {
+			var steps []journal.Step
+			for _, u := range ac.SidecarUnits {
+				r := actions.NewSystemdRestart(u)
+				steps = append(steps, journal.Step{Name: "restart " + u, Do: func(ctx context.Context) error {
+					_, err := r.Run(ctx)
+					return err
+				}})
+			}
+			return steps
+		})
+	add("jvmquake", actuator.RestartDatabase, []actuator.Kind{actuator.QueryOfDeath}, "",
+		func(d actuator.Diagnosis, _ *actuator.Grant, _ string) []journal.Step {
+			pid := subjectPID(d.Subject)
+			q := actions.JVMQuake{PID: pid, DumpDir: ac.DumpDir, HeapDump: ac.HeapDump, Timeout: time.Minute}
+			return []journal.Step{{Name: fmt.Sprintf("dump and kill JVM %d", pid), Do: func(ctx context.Context) error {
+				if pid <= 0 {
+					return fmt.Errorf("no pid in subject %q", d.Subject)
+				}
+				if err := os.MkdirAll(ac.DumpDir, 0o755); err != nil {
+					return err
+				}
+				_, err := q.Run(ctx) // a JVM already gone counts as done: the step is idempotent
+				return err
+			}}}
+		})
+	for _, h := range []struct {
+		name  string
+		rung  actuator.Rung
+		argv  []string
+		field string
+	}{
+		{"transfer-and-exit", actuator.TransferAndExit, ac.TransferHook, "actuator.transfer_hook"},
+		{"exit-without-transfer", actuator.ExitWithoutTrans, ac.ExitHook, "actuator.exit_hook"},
+	} {
+		why := ""
+		if len(h.argv) == 0 {
+			why = h.field + " is empty"
+		}
+		hook := actions.Hook{Argv: h.argv}
+		add(h.name, h.rung, []actuator.Kind{actuator.SlowDrive, actuator.FailedDrive}, why,
+			func(d actuator.Diagnosis, g *actuator.Grant, id string) []journal.Step {
+				call := actions.HookCall{DecisionID: id, Diagnosis: d.Kind}
+				if g != nil {
+					call.LockToken = g.Token
+				}
+				return []journal.Step{{Name: strings.Join(h.argv, " "), Do: func(ctx context.Context) error {
+					_, err := hook.Run(ctx, call)
+					return err
+				}}}
+			})
+	}
+	return out
+}
+
+func commandStep(name string, run func(context.Context) (actions.CommandResult, error)) journal.Step {
+	return journal.Step{Name: name, Do: func(ctx context.Context) error {
+		_, err := run(ctx)
+		return err
+	}}
+}
+
+var pidRE = regexp.MustCompile(`^pid (\d+)`)
+
+// subjectPID reads the pid out of a JVM diagnosis subject ("pid 1234 (cassandra)").
+func subjectPID(subject string) int {
+	m := pidRE.FindStringSubmatch(subject)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// reloadGoals reads the goals file again; a bad file is logged and the
+// goals in force stay.
+func (a *agent) reloadGoals() {
+	if a.act == nil || a.act.goals == "" {
+		return
+	}
+	g, err := goals.Load(a.act.goals)
+	if err != nil {
+		a.logger.Error("goals reload failed; keeping the goals in force", "err", err)
+		return
+	}
+	a.act.ctl.SetGoals(g)
+	a.logger.Info("goals reloaded", "file", a.act.goals)
+}
