@@ -97,7 +97,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-
 // Describe implements prometheus.Collector.
 func (p *Probe) Describe(ch chan<- *prometheus.Desc) { p.collector().Describe(ch) }
 

@@ -81,7 +81,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-
 func readMajorFaults(path string) (uint64, error) {
 	f, err := os.Open(path)
 	if err != nil {

@@ -120,7 +120,6 @@ func runChild(t *testing.T, cgroupDir, what string, pages int, mark func()) chil
 	return r
 }
 
-
 func run(t *testing.T, name string, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {

@@ -93,7 +93,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-
 // schedstat is the fallback: run-delay totals the kernel keeps anyway, for
 // the node and for targets named by process (cgroup targets have no such
 // total in cgroupfs).

@@ -41,7 +41,6 @@ func newTestProbe(t *testing.T, ts ...targets.Target) *Probe {
 	return p
 }
 
-
 func read(t *testing.T, p *Probe) *Delays {
 	t.Helper()
 	d, err := p.Read()
