@@ -69,7 +69,7 @@ func (a *agent) newActuator(ctx context.Context, cfg *config.Config) (*actuatorR
 			Modes: modes, GlobalMode: actuator.Mode(ac.Mode), EscalateAfter: ac.EscalateAfter,
 			MaxDatabaseRestartsPerHour: ac.MaxDatabaseRestartsPerHour,
 		},
-		Actions: catalog(ac),
+		Actions: withLiveness(catalog(ac), ac.CQLHosts),
 	}
 	if ac.WebhookURL != "" {
 		hook := &actions.Webhook{URL: ac.WebhookURL, MinInterval: 10 * time.Minute}
@@ -194,6 +194,36 @@ func catalog(ac config.Actuator) []controller.Action {
 			})
 	}
 	return out
+}
+
+// withLiveness appends to every action a CQL liveness check that waits up
+// to two minutes for the database to answer again.
+func withLiveness(acts []controller.Action, hosts []string) []controller.Action {
+	if len(hosts) == 0 {
+		return acts
+	}
+	check := actions.CQLLiveness{Hosts: hosts, Timeout: 5 * time.Second}
+	for i := range acts {
+		steps := acts[i].Steps
+		acts[i].Steps = func(d actuator.Diagnosis, g *actuator.Grant, id string) []journal.Step {
+			return append(steps(d, g, id), journal.Step{Name: "cql liveness after", Do: func(ctx context.Context) error {
+				ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+				defer cancel()
+				for {
+					_, err := check.Check(ctx)
+					if err == nil {
+						return nil
+					}
+					select {
+					case <-ctx.Done():
+						return fmt.Errorf("database does not answer CQL: %w", err)
+					case <-time.After(5 * time.Second):
+					}
+				}
+			}})
+		}
+	}
+	return acts
 }
 
 func commandStep(name string, run func(context.Context) (actions.CommandResult, error)) journal.Step {

@@ -133,6 +133,10 @@ type Actuator struct {
 	// stops the database, "local" grants one at a time on this node (a
 	// one-box trial).
 	Lock string `yaml:"lock"`
+	// CQLHosts, when set, are asked `SELECT release_version FROM
+	// system.local` after every action: an action after which the database
+	// does not answer within two minutes has failed.
+	CQLHosts []string `yaml:"cql_hosts"`
 	// WebhookURL receives alerts as JSON POSTs; empty: log only.
 	WebhookURL                 string        `yaml:"webhook_url"`
 	EscalateAfter              time.Duration `yaml:"escalate_after"`

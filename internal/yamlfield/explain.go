@@ -24,8 +24,9 @@ type Option func(*explainer)
 
 // RawTags makes Explain name a list, a mapping or a null that stands where
 // something else belongs by its YAML tag (!!seq, !!map, !!null) rather than
-// in words. actuator/goals uses it because its messages have always read
-// that way.
+// in words. It keeps the wording actuator/goals had, and its tests check,
+// before the two copies of this code became one ("canary: must be a
+// mapping, got !!seq"); it can go once goals says "got a list".
 func RawTags() Option {
 	return func(x *explainer) { x.rawTags = true }
 }
