@@ -17,5 +17,5 @@ type Errors = yamlfield.Errors
 // explain turns a yaml.v3 error into Errors that name the field by its YAML
 // path.
 func explain(data []byte, err error) error {
-	return yamlfield.Explain(data, err, reflect.TypeFor[Goals](), yamlfield.RawTags())
+	return yamlfield.Explain(data, err, reflect.TypeFor[Goals]())
 }

@@ -19,25 +19,13 @@ var (
 	wrongTypeRE    = regexp.MustCompile("(?s)^cannot unmarshal (\\S+)(?: `(.*)`)? into (.+)$")
 )
 
-// An Option changes how Explain words its messages.
-type Option func(*explainer)
-
-// RawTags makes Explain name a list, a mapping or a null that stands where
-// something else belongs by its YAML tag (!!seq, !!map, !!null) rather than
-// in words. It keeps the wording actuator/goals had, and its tests check,
-// before the two copies of this code became one ("canary: must be a
-// mapping, got !!seq"); it can go once goals says "got a list".
-func RawTags() Option {
-	return func(x *explainer) { x.rawTags = true }
-}
-
 // Explain turns err, an error of decoding data with yaml.v3, into Errors that
 // name each field by its YAML path, found by looking up which key of data
 // sits on the line yaml.v3 reports. root is the Go type data was decoded
 // into: it lists the fields known where an unknown one stands, and says what
 // a field of the wrong type should hold ("an integer", "a duration like
 // ..."). Explain returns nil when err is nil.
-func Explain(data []byte, err error, root reflect.Type, opts ...Option) error {
+func Explain(data []byte, err error, root reflect.Type) error {
 	if err == nil {
 		return nil
 	}
@@ -58,9 +46,6 @@ func Explain(data []byte, err error, root reflect.Type, opts ...Option) error {
 	if root != nil {
 		x.root = root.String()
 	}
-	for _, o := range opts {
-		o(&x)
-	}
 	var errs Errors
 	for _, s := range te.Errors {
 		m := lineMsgRE.FindStringSubmatch(s)
@@ -76,10 +61,9 @@ func Explain(data []byte, err error, root reflect.Type, opts ...Option) error {
 
 // explainer holds what Explain knows of one document.
 type explainer struct {
-	keys    []keyPos
-	types   map[string]reflect.Type // the schema's types by their names in yaml.v3's messages
-	root    string                  // name of the document's type
-	rawTags bool
+	keys  []keyPos
+	types map[string]reflect.Type // the schema's types by their names in yaml.v3's messages
+	root  string                  // name of the document's type
 }
 
 // explainOne rewrites one yaml.v3 type error found at line.
@@ -116,10 +100,7 @@ func (x *explainer) explainOne(line int, msg string) *FieldError {
 				(strings.HasSuffix(value, "...") && strings.HasPrefix(k.value, strings.TrimSuffix(value, "...")))
 		})
 		fe.Path = k.path
-		got := tag
-		if !x.rawTags {
-			got = describeTag(tag)
-		}
+		got := describeTag(tag)
 		if value != "" {
 			got = strconv.Quote(value)
 		}
