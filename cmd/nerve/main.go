@@ -56,14 +56,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "status":
 		return runStatus(stdout, stderr, inv)
 	}
+	if inv.manager.handles(inv.command) {
+		return inv.manager.run(inv.command, stdout, stderr, inv)
+	}
 	fmt.Fprintf(stderr, "nerve: unknown command %q\n", inv.command)
 	return exitUsage
 }
 
 // invocation is what the command line asks for.
 type invocation struct {
-	command    string // "agent" or "version"
+	command    string // "agent", "version", "lock acquire", ...
 	logFormat  string
+	logLevel   string // as given, or the default; the agent takes it from overrides
 	configFile string
 	// overrides holds the flags the user gave, and only those: a flag left
 	// at its default must not override the config file.
@@ -72,6 +76,8 @@ type invocation struct {
 	statusAddr  string
 	statusLimit int
 	statusJSON  bool
+
+	manager *managerCLI // the manager commands' flags
 }
 
 // parse parses args. When it returns ok false, the usage or error has been
@@ -104,6 +110,7 @@ func parse(args []string, stdout, stderr io.Writer) (inv invocation, code int, o
 	statusAddr := statusCmd.Flag("agent.address", "The agent's web address.").Default(def.Web.ListenAddress).String()
 	statusLimit := statusCmd.Flag("limit", "How many decisions, newest first (1-1000).").Default("10").Int()
 	statusJSON := statusCmd.Flag("json", "Print the decisions as JSON.").Bool()
+	mgr := addManagerCommands(app)
 
 	if len(args) == 0 {
 		// kingpin would print the usage and exit 0; a bare "nerve" in a
@@ -118,8 +125,8 @@ func parse(args []string, stdout, stderr io.Writer) (inv invocation, code int, o
 		return inv, exitUsage, false
 	}
 
-	inv = invocation{command: cmd, logFormat: *logFormat, configFile: *configFile,
-		statusAddr: *statusAddr, statusLimit: *statusLimit, statusJSON: *statusJSON}
+	inv = invocation{command: cmd, logFormat: *logFormat, logLevel: *logLevel, configFile: *configFile,
+		statusAddr: *statusAddr, statusLimit: *statusLimit, statusJSON: *statusJSON, manager: mgr}
 	o := &inv.overrides
 	if set.listen {
 		o.ListenAddress = listen
@@ -140,8 +147,8 @@ func parse(args []string, stdout, stderr io.Writer) (inv invocation, code int, o
 }
 
 func runAgent(stderr io.Writer, inv invocation) int {
-	if inv.logFormat != "logfmt" && inv.logFormat != "json" {
-		fmt.Fprintf(stderr, "nerve: --log.format must be logfmt or json, got %q\n", inv.logFormat)
+	if err := checkLogFormat(inv.logFormat); err != nil {
+		fmt.Fprintf(stderr, "nerve: %v\n", err)
 		return exitUsage
 	}
 	cfg, err := agent.LoadConfig(inv.configFile, inv.overrides)
@@ -152,12 +159,7 @@ func runAgent(stderr io.Writer, inv invocation) int {
 	level := new(slog.LevelVar)
 	lvl, _ := config.ParseLevel(cfg.Log.Level) // validated by LoadConfig
 	level.Set(lvl)
-	hopts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler = slog.NewTextHandler(stderr, hopts)
-	if inv.logFormat == "json" {
-		h = slog.NewJSONHandler(stderr, hopts)
-	}
-	logger := slog.New(h)
+	logger := slogger(stderr, inv.logFormat, level)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -183,6 +185,34 @@ func runAgent(stderr io.Writer, inv invocation) int {
 	}
 	logger.Info("stopped")
 	return exitOK
+}
+
+func checkLogFormat(format string) error {
+	if format != "logfmt" && format != "json" {
+		return fmt.Errorf("--log.format must be logfmt or json, got %q", format)
+	}
+	return nil
+}
+
+func slogger(w io.Writer, format string, level slog.Leveler) *slog.Logger {
+	hopts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, hopts))
+	}
+	return slog.New(slog.NewTextHandler(w, hopts))
+}
+
+// newLogger is the logger of a command without a config file: the level
+// and format flags only.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	if err := checkLogFormat(format); err != nil {
+		return nil, err
+	}
+	lvl, err := config.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("--log.level: %w", err)
+	}
+	return slogger(w, format, lvl), nil
 }
 
 func configFileName(path string) string {

@@ -28,6 +28,9 @@ type Config struct {
 	Probes Probes `yaml:"probes"`
 	// Actuator diagnoses and acts.
 	Actuator Actuator `yaml:"actuator"`
+	// Manager is where the rack lock comes from when actuator.lock is
+	// "manager".
+	Manager Manager `yaml:"manager"`
 	// Targets are the process groups (a database, its sidecars) that probes
 	// break their figures down by, each a label value of its own.
 	Targets []targets.Target `yaml:"targets"`
@@ -142,6 +145,38 @@ type Actuator struct {
 	EscalateAfter              time.Duration `yaml:"escalate_after"`
 	MaxDatabaseRestartsPerHour int           `yaml:"max_database_restarts_per_hour"`
 }
+
+// Manager is the manager the agent asks for the rack lock: its replicas,
+// and where this node sits in the fleet.
+type Manager struct {
+	// Endpoints are the replicas' API URLs, like http://m1:19649; the
+	// client tries them in turn and follows the leader.
+	Endpoints []string `yaml:"endpoints"`
+	// TokenFile holds the bearer token; "" sends none.
+	TokenFile string `yaml:"token_file"`
+	// CAFile is a PEM bundle to trust for https endpoints besides the
+	// system's; "" trusts the system's only.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are the agent's client certificate, for
+	// replicas that require one (mTLS); both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	Cluster  string `yaml:"cluster"`
+	Rack     string `yaml:"rack"`
+	// Node is this node's name at the manager; "" is the hostname.
+	Node string `yaml:"node"`
+	// Lease is how long a grant lives without a renewal; the agent renews
+	// it every third of that while it holds the lock.
+	Lease time.Duration `yaml:"lease"`
+}
+
+// Lease limits: a lease renewed every third of itself needs a few seconds
+// of slack for a slow manager; one over an hour keeps a dead node's rack
+// locked too long before the manager marks the grant suspect.
+const (
+	MinLease = 5 * time.Second
+	MaxLease = time.Hour
+)
 
 // Default returns the embedded default configuration.
 func Default() *Config {

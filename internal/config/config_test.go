@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nervehq/nerve/internal/yamlfield"
 )
@@ -64,6 +65,11 @@ func TestLoadGood(t *testing.T) {
 			c.Probes.BlockIO = BlockIO{Enabled: false, BucketsPerOctave: 4, MaxDevices: 64, MaxRequests: 8192}
 			c.BPFStats = true
 		}},
+		{file: "manager.yaml", want: func(c *Config) {
+			c.Actuator.Lock = "manager"
+			c.Manager = Manager{Endpoints: []string{"http://m1:19649", "https://m2.example:19649"},
+				TokenFile: "/etc/nerve/manager.token", Cluster: "prod-east", Rack: "rack1", Lease: 90 * time.Second}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -87,7 +93,7 @@ func TestLoadBad(t *testing.T) {
 	}{
 		{"bad_syntax.yaml", []string{"line 2: invalid YAML"}},
 		{"unknown_field.yaml", []string{"line 4: probes.blockio.bucket_per_octave: unknown field", "buckets_per_octave"}},
-		{"unknown_section.yaml", []string{"line 3: metrics: unknown field (known here: web, log, probes, actuator, targets, bpf_stats)"}},
+		{"unknown_section.yaml", []string{"line 3: metrics: unknown field (known here: web, log, probes, actuator, manager, targets, bpf_stats)"}},
 		{"wrong_type_int.yaml", []string{`line 3: probes.blockio.max_devices: must be an integer, got "lots"`}},
 		{"wrong_type_bool.yaml", []string{`line 2: probes.strict: must be true or false, got "maybe"`}},
 		{"wrong_type_section.yaml", []string{`line 1: web: must be a mapping, got ":19648"`}},
@@ -98,7 +104,13 @@ func TestLoadBad(t *testing.T) {
 		{"bad_buckets.yaml", []string{"probes.blockio.buckets_per_octave: must be 1, 2 or 4, got 3"}},
 		{"bad_runqueue_buckets.yaml", []string{"probes.runqueue.buckets_per_octave: must be 1, 2 or 4, got 0"}},
 		{"actuator_bad_mode.yaml", []string{`actuator.mode: must be observe, advise or enforce, got "yolo"`}},
-		{"actuator_bad_lock.yaml", []string{`actuator.lock: must be "none" or "local", got "zookeeper"`}},
+		{"actuator_bad_lock.yaml", []string{`actuator.lock: must be "none", "local" or "manager", got "zookeeper"`}},
+		{"manager_missing.yaml", []string{
+			`manager.endpoints: must be URLs like "http://manager1:19649", got "m1:19649"; `,
+			"manager.lease: must be from 5s to 1h0m0s, got 1s; ",
+			`manager.cluster: must be set when actuator.lock is "manager"; `,
+			`manager.rack: must be set when actuator.lock is "manager"`,
+		}},
 		{"actuator_unknown_target.yaml", []string{`actuator.target: "cassandra" names no entry of targets`}},
 		{"actuator_fast_tick.yaml", []string{"actuator.tick: must be at least 1s, got 10ms"}},
 		{"target_duplicate.yaml", []string{`targets: targets[1]: name "cassandra" is used twice`}},
@@ -205,6 +217,19 @@ func TestValidate(t *testing.T) {
 		{"max devices over", func(c *Config) { c.Probes.BlockIO.MaxDevices = MaxDevicesLimit + 1 }, "probes.blockio.max_devices"},
 		{"max requests limit", func(c *Config) { c.Probes.BlockIO.MaxRequests = MaxRequestsLimit }, ""},
 		{"max requests negative", func(c *Config) { c.Probes.BlockIO.MaxRequests = -5 }, "probes.blockio.max_requests"},
+		{"lock manager", func(c *Config) {
+			c.Actuator.Lock = "manager"
+			c.Manager.Endpoints, c.Manager.Cluster, c.Manager.Rack = []string{"http://m1:19649"}, "c", "r"
+		}, ""},
+		{"lock manager no endpoints", func(c *Config) {
+			c.Actuator.Lock = "manager"
+			c.Manager.Cluster, c.Manager.Rack = "c", "r"
+		}, `manager.endpoints: must name at least one replica when actuator.lock is "manager"`},
+		{"endpoints without lock manager", func(c *Config) { c.Manager.Endpoints = []string{"http://m1:19649"} }, ""},
+		{"endpoint with query", func(c *Config) { c.Manager.Endpoints = []string{"http://m1:19649/?x=1"} }, "manager.endpoints"},
+		{"cert without key", func(c *Config) { c.Manager.CertFile = "/etc/nerve/agent.pem" },
+			`manager.cert_file: manager.cert_file and manager.key_file must be set together, got "/etc/nerve/agent.pem" and ""`},
+		{"lease long", func(c *Config) { c.Manager.Lease = 2 * time.Hour }, "manager.lease: must be from 5s to 1h0m0s, got 2h0m0s"},
 		{"level upper case", func(c *Config) { c.Log.Level = "INFO" }, "log.level"},
 	}
 	for _, tt := range tests {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -93,8 +94,8 @@ func (c *Config) Validate() error {
 	if ac.Enabled && ac.StateDir == "" {
 		add("actuator.state_dir", "must be set when the actuator is enabled")
 	}
-	if ac.Lock != "none" && ac.Lock != "local" {
-		add("actuator.lock", `must be "none" or "local", got %q`, ac.Lock)
+	if ac.Lock != "none" && ac.Lock != "local" && ac.Lock != "manager" {
+		add("actuator.lock", `must be "none", "local" or "manager", got %q`, ac.Lock)
 	}
 	if ac.CompactionThroughputMiB < 0 {
 		add("actuator.compaction_throughput_mib", "must not be negative, got %d", ac.CompactionThroughputMiB)
@@ -112,6 +113,29 @@ func (c *Config) Validate() error {
 		}
 		if !found {
 			add("actuator.target", "%q names no entry of targets", ac.Target)
+		}
+	}
+	m := c.Manager
+	for _, e := range m.Endpoints {
+		if err := checkEndpoint(e); err != nil {
+			add("manager.endpoints", "%v", err)
+		}
+	}
+	if (m.CertFile == "") != (m.KeyFile == "") {
+		add("manager.cert_file", "manager.cert_file and manager.key_file must be set together, got %q and %q", m.CertFile, m.KeyFile)
+	}
+	if m.Lease < MinLease || m.Lease > MaxLease {
+		add("manager.lease", "must be from %v to %v, got %v", MinLease, MaxLease, m.Lease)
+	}
+	if ac.Lock == "manager" {
+		if len(m.Endpoints) == 0 {
+			add("manager.endpoints", `must name at least one replica when actuator.lock is "manager"`)
+		}
+		if m.Cluster == "" {
+			add("manager.cluster", `must be set when actuator.lock is "manager"`)
+		}
+		if m.Rack == "" {
+			add("manager.rack", `must be set when actuator.lock is "manager"`)
 		}
 	}
 	if err := targets.ValidateAll(c.Targets, MaxTargets); err != nil {
@@ -138,6 +162,16 @@ func checkListenAddress(addr string) error {
 	}
 	if strings.ContainsAny(host, " \t/") {
 		return fmt.Errorf("host must be empty, an IP address or a host name, got %q", host)
+	}
+	return nil
+}
+
+// checkEndpoint checks a manager replica's URL: http or https, a host,
+// and nothing after the path.
+func checkEndpoint(e string) error {
+	u, err := url.Parse(e)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("must be URLs like \"http://manager1:19649\", got %q", e)
 	}
 	return nil
 }
