@@ -43,7 +43,7 @@ DEPS := \
 	openjdk-17-jdk-headless:javac \
 	e2fsprogs:mkfs.ext4
 
-.PHONY: help deps mounts build run test vet generate vmlinux check-generated bench-blockio bench-sched bench-jvm fuzz clean
+.PHONY: help deps mounts build run test vet generate vmlinux check-generated bench-blockio bench-sched bench-jvm bench-manager test-manager test-manager-long fuzz clean
 
 help:
 	@echo 'sudo make run         build and start the agent on the embedded default config (ARGS="..." adds flags)'
@@ -57,6 +57,9 @@ help:
 	@echo 'sudo make bench-blockio    fio on a loop device: no tracer vs nerve vs biolatency'
 	@echo 'sudo make bench-sched      stress-ng --switch, perf bench sched pipe: no tracer vs nerve vs runqlat'
 	@echo 'sudo make bench-jvm        a safepoint-heavy JVM: no tracer vs nerve (jvm probe), safepoints/s and BPF ns'
+	@echo 'sudo make test-manager     the manager under a nemesis (kills, pauses, partitions): $$NERVE_MANAGER_TEST_DURATION, default 60s'
+	@echo 'sudo make test-manager-long  the same for 10 minutes'
+	@echo '     make bench-manager    acquire/release latency and leader failover of a 3-replica manager on 127.0.0.1'
 	@echo '     make fuzz        every Fuzz target for $$FUZZTIME ($(FUZZTIME)) each'
 	@echo '     make clean'
 
@@ -127,6 +130,17 @@ bench-sched: build mounts
 
 bench-jvm: build mounts
 	$(GO) run ./test/bench/jvm -duration $(BENCH_DURATION) -nerve bin/nerve $(BENCH_ARGS)
+
+# Network namespaces and signals to the replicas: root. The default run is
+# also part of `make test`.
+test-manager:
+	$(GO) test -count=1 -timeout 10m -run '^TestManagerJepsen$$' -v ./test/manager/
+
+test-manager-long:
+	NERVE_MANAGER_TEST_DURATION=10m $(GO) test -count=1 -timeout 30m -run '^TestManagerJepsen$$' -v ./test/manager/
+
+bench-manager: build
+	$(GO) run ./test/bench/manager -nerve bin/nerve $(BENCH_ARGS)
 
 # `go test -list` prints a package's matching names, then its "ok <pkg>" line.
 fuzz:
