@@ -94,6 +94,9 @@ func New(cfg Config) (*Controller, error) {
 // SetGoals replaces the goals; rule state carries over.
 func (c *Controller) SetGoals(g goals.Goals) { c.engine.SetGoals(g) }
 
+// Active lists the diagnoses that hold now.
+func (c *Controller) Active() []actuator.Diagnosis { return c.engine.Active() }
+
 // Mode is the ladder's mode for a rung.
 func (c *Controller) Mode(r actuator.Rung) actuator.Mode { return c.ladder.Mode(r) }
 
@@ -190,6 +193,9 @@ func (c *Controller) act(ctx context.Context, dec report.Decision) report.Decisi
 		g := actuator.Grant{ID: dec.ID, Token: dec.LockToken} // acquired in decide
 		grant = &g
 		defer func() {
+			if ctx.Err() != nil {
+				return // the agent is stopping: Resume carries on under this grant
+			}
 			if err := c.cfg.Lock.Release(g); err != nil {
 				c.cfg.Logger.Warn("release rack lock", "token", g.Token, "err", err)
 			}

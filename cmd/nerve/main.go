@@ -103,6 +103,8 @@ func parse(args []string, stdout, stderr io.Writer) (inv invocation, code int, o
 		Default(def.Web.TelemetryPath).IsSetByUser(&set.path).String()
 	strict := agentCmd.Flag("probes.strict", "Fail start when any enabled probe cannot attach. Overrides probes.strict.").
 		IsSetByUser(&set.strict).Bool()
+	embedded := agentCmd.Flag("manager", `"embedded" runs a single-replica rack-lock manager inside the agent (a one-box trial) and takes rack locks from it.`).
+		PlaceHolder("embedded").Enum("embedded")
 	bpfStats := agentCmd.Flag("bpf-stats", "Enable kernel BPF run-time statistics while the agent runs. Overrides bpf_stats.").
 		IsSetByUser(&set.stats).Bool()
 	app.Command("version", "Print the version and exit.")
@@ -128,6 +130,7 @@ func parse(args []string, stdout, stderr io.Writer) (inv invocation, code int, o
 	inv = invocation{command: cmd, logFormat: *logFormat, logLevel: *logLevel, configFile: *configFile,
 		statusAddr: *statusAddr, statusLimit: *statusLimit, statusJSON: *statusJSON, manager: mgr}
 	o := &inv.overrides
+	o.EmbeddedManager = *embedded == "embedded"
 	if set.listen {
 		o.ListenAddress = listen
 	}

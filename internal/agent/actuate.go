@@ -28,6 +28,13 @@ type actuatorRun struct {
 	sampler *sampler
 	tick    time.Duration
 	goals   string // goals file, "" for the built-in goals
+	lock    actuator.Lock
+}
+
+// healthReporter is a rack lock that frees this node's suspect grants when
+// told the node is healthy (the manager's).
+type healthReporter interface {
+	ReportHealthy(ctx context.Context) error
 }
 
 // loadGoals reads the goals file, or the built-in goals when none is set.
@@ -55,8 +62,15 @@ func (a *agent) newActuator(ctx context.Context, cfg *config.Config) (*actuatorR
 		return nil, fmt.Errorf("actuator state: %w", err)
 	}
 	var lock actuator.Lock = ladder.DenyLock{}
-	if ac.Lock == "local" {
+	switch ac.Lock {
+	case "local":
 		lock = &ladder.LocalLock{}
+	case "manager":
+		ml, err := NewManagerLock(cfg.Manager, a.logger.With("component", "rack-lock"))
+		if err != nil {
+			return nil, fmt.Errorf("rack lock: %w", err)
+		}
+		lock = ml
 	}
 	modes := map[actuator.Rung]actuator.Mode{}
 	for r, m := range ac.Rungs {
@@ -91,22 +105,39 @@ func (a *agent) newActuator(ctx context.Context, cfg *config.Config) (*actuatorR
 		a.logger.Error("resuming interrupted actions", "err", err)
 	}
 	return &actuatorRun{
-		ctl: ctl, reports: st, tick: ac.Tick, goals: ac.GoalsFile,
+		ctl: ctl, reports: st, tick: ac.Tick, goals: ac.GoalsFile, lock: lock,
 		sampler: newSampler(a.probes.probes, ac.Target, ac.DataMounts, g.Canary.Timeout),
 	}, nil
 }
+
+// healthyEvery is how often a node with nothing diagnosed tells the
+// manager it is healthy, which frees grants of its whose lease lapsed.
+const healthyEvery = 30 * time.Second
 
 // run samples and decides every tick until ctx ends.
 func (r *actuatorRun) run(ctx context.Context) {
 	t := time.NewTicker(r.tick)
 	defer t.Stop()
+	var lastHealthy time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			r.ctl.Tick(ctx, r.sampler.sample(ctx, now))
+			if hr, ok := r.lock.(healthReporter); ok && len(r.ctl.Active()) == 0 && now.Sub(lastHealthy) >= healthyEvery {
+				if err := hr.ReportHealthy(ctx); err == nil {
+					lastHealthy = now
+				}
+			}
 		}
+	}
+}
+
+// close lets go of the rack lock client.
+func (r *actuatorRun) close() {
+	if c, ok := r.lock.(interface{ Close() error }); ok {
+		c.Close()
 	}
 }
 

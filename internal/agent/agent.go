@@ -51,11 +51,14 @@ type Options struct {
 // Overrides are settings given on the command line. A nil field leaves the
 // configuration as it is.
 type Overrides struct {
-	ListenAddress *string
-	TelemetryPath *string
-	LogLevel      *string
-	ProbesStrict  *bool
-	BPFStats      *bool
+	// EmbeddedManager runs a single-replica manager in the agent for a
+	// one-box trial (--manager=embedded).
+	EmbeddedManager bool
+	ListenAddress   *string
+	TelemetryPath   *string
+	LogLevel        *string
+	ProbesStrict    *bool
+	BPFStats        *bool
 }
 
 // Apply writes the set overrides into cfg.
@@ -126,6 +129,14 @@ func Run(ctx context.Context, logger *slog.Logger, cfg *config.Config, opts Opti
 		return err
 	}
 	defer a.close()
+	if opts.Overrides.EmbeddedManager {
+		stop, err := startEmbeddedManager(ctx, a, cfg)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stop()
+	}
 	if cfg.Actuator.Enabled {
 		act, err := a.newActuator(ctx, cfg)
 		if err != nil {
@@ -227,6 +238,7 @@ func buildInfo(version, revision string) prometheus.Collector {
 func (a *agent) close() {
 	if a.actDone != nil {
 		<-a.actDone
+		a.act.close()
 	}
 	if a.probes != nil {
 		if a.stats != nil {
