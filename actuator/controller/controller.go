@@ -42,9 +42,13 @@ type Config struct {
 	Lock    actuator.Lock
 	Journal *journal.Journal
 	Reports *report.Store
-	// Alert, if set, is called for every saved decision (e.g. the webhook).
-	Alert  func(context.Context, report.Decision)
-	Logger *slog.Logger
+	// Alert, if set, is called for every saved decision (e.g. the webhook,
+	// and the manager's history).
+	Alert func(context.Context, report.Decision)
+	// Checkpoint, if set, records each step done under a rack lock at the
+	// lock's issuer (the manager), with the grant's fencing token.
+	Checkpoint func(g actuator.Grant, step string) error
+	Logger     *slog.Logger
 }
 
 // Controller is the actuator's loop body. Tick and Resume are called from
@@ -216,6 +220,20 @@ func (c *Controller) steps(a Action, d actuator.Diagnosis, grant *actuator.Grant
 		return steps
 	}
 	g := *grant
+	if c.cfg.Checkpoint != nil {
+		for i := range steps {
+			do, name := steps[i].Do, steps[i].Name
+			steps[i].Do = func(ctx context.Context) error {
+				if err := do(ctx); err != nil {
+					return err
+				}
+				if err := c.cfg.Checkpoint(g, name); err != nil {
+					c.cfg.Logger.Warn("checkpoint at the manager", "step", name, "err", err)
+				}
+				return nil
+			}
+		}
+	}
 	validate := journal.Step{Name: "validate rack lock", Do: func(context.Context) error { return c.cfg.Lock.Validate(g) }}
 	return append([]journal.Step{validate}, steps...)
 }

@@ -2,7 +2,9 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -29,6 +31,10 @@ type actuatorRun struct {
 	tick    time.Duration
 	goals   string // goals file, "" for the built-in goals
 	lock    actuator.Lock
+	logger  *slog.Logger
+	// Goals fetched from the manager; used only by run's goroutine.
+	goalsAt  time.Time
+	goalsDoc string
 }
 
 // healthReporter is a rack lock that frees this node's suspect grants when
@@ -97,6 +103,20 @@ func (a *agent) newActuator(ctx context.Context, cfg *config.Config) (*actuatorR
 			}
 		}
 	}
+	if ml, ok := lock.(*ManagerLock); ok {
+		ccfg.Checkpoint = ml.Checkpoint
+		alert := ccfg.Alert
+		ccfg.Alert = func(ctx context.Context, d report.Decision) {
+			if alert != nil {
+				alert(ctx, d)
+			}
+			if b, err := json.Marshal(d); err == nil {
+				if err := ml.Publish(ctx, d.ID, b); err != nil {
+					a.logger.Warn("publish decision to the manager", "id", d.ID, "err", err)
+				}
+			}
+		}
+	}
 	ctl, err := controller.New(ccfg)
 	if err != nil {
 		return nil, err
@@ -105,7 +125,7 @@ func (a *agent) newActuator(ctx context.Context, cfg *config.Config) (*actuatorR
 		a.logger.Error("resuming interrupted actions", "err", err)
 	}
 	return &actuatorRun{
-		ctl: ctl, reports: st, tick: ac.Tick, goals: ac.GoalsFile, lock: lock,
+		ctl: ctl, reports: st, tick: ac.Tick, goals: ac.GoalsFile, lock: lock, logger: a.logger,
 		sampler: newSampler(a.probes.probes, ac.Target, ac.DataMounts, g.Canary.Timeout),
 	}, nil
 }
@@ -125,6 +145,7 @@ func (r *actuatorRun) run(ctx context.Context) {
 			return
 		case now := <-t.C:
 			r.ctl.Tick(ctx, r.sampler.sample(ctx, now))
+			r.fetchGoals(ctx, now)
 			if hr, ok := r.lock.(healthReporter); ok && len(r.ctl.Active()) == 0 && now.Sub(lastHealthy) >= healthyEvery {
 				if err := hr.ReportHealthy(ctx); err == nil {
 					lastHealthy = now
@@ -132,6 +153,36 @@ func (r *actuatorRun) run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// goalsEvery is how often goals are fetched from the manager.
+const goalsEvery = 30 * time.Second
+
+// fetchGoals takes the goals the manager merged for this node, when a
+// manager is in use and its document changed. A document that does not
+// parse is logged and the goals in force stay; an empty one leaves the
+// local goals.
+func (r *actuatorRun) fetchGoals(ctx context.Context, now time.Time) {
+	ml, ok := r.lock.(*ManagerLock)
+	if !ok || now.Sub(r.goalsAt) < goalsEvery {
+		return
+	}
+	r.goalsAt = now
+	doc, err := ml.Goals(ctx)
+	if err != nil || doc == r.goalsDoc {
+		return
+	}
+	r.goalsDoc = doc
+	if doc == "" {
+		return
+	}
+	g, err := goals.Parse([]byte(doc))
+	if err != nil {
+		r.logger.Error("goals from the manager refused; keeping the goals in force", "err", err)
+		return
+	}
+	r.ctl.SetGoals(g)
+	r.logger.Info("goals from the manager in force")
 }
 
 // close lets go of the rack lock client.

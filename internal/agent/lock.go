@@ -314,3 +314,34 @@ func (l *ManagerLock) renew(ctx context.Context, g manager.Grant) {
 		}
 	}
 }
+
+// Checkpoint records at the manager the step an action holding g reached.
+func (l *ManagerLock) Checkpoint(g actuator.Grant, step string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+	defer cancel()
+	id, err := l.resolve(ctx, g.Token, false)
+	if err != nil {
+		return err
+	}
+	_, err = l.client.Checkpoint(ctx, manager.Checkpoint{GrantID: id, Token: g.Token, Step: step})
+	return err
+}
+
+// Publish sends a decision report to the manager's history.
+func (l *ManagerLock) Publish(ctx context.Context, id string, decision []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	return l.client.Report(ctx, manager.Report{Node: l.node, ID: id, Decision: decision})
+}
+
+// Goals fetches the goals document merged for this node from the cluster,
+// rack and node levels ("" when the manager holds none).
+func (l *ManagerLock) Goals(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	g, err := l.client.Goals(ctx, manager.Where{Cluster: l.cluster, Rack: l.rack, Node: l.node})
+	if err != nil {
+		return "", err
+	}
+	return g.Merged, nil
+}

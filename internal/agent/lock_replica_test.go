@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,8 +73,32 @@ func TestManagerLockAgainstReplica(t *testing.T) {
 	if _, err := r2.Acquire("jvmquake", "dec-2"); !errors.Is(err, actuator.ErrLockDenied) || !errors.Is(err, manager.ErrRackBusy) {
 		t.Errorf("Acquire of a second rack = %v, want ErrLockDenied and ErrRackBusy", err)
 	}
-	time.Sleep(3 * time.Second) // two leases: the leader's expiry would have marked an unrenewed grant suspect
 	asController := actuator.Grant{ID: "dec-1", Token: g.Token}
+
+	// Steps are checkpointed under the token, decisions land in the
+	// manager's history, and the merged goals come back for this node.
+	if err := r1.Checkpoint(asController, "dump and kill JVM 42"); err != nil {
+		t.Fatalf("Checkpoint: %v", err)
+	}
+	held, err := r1.client.Locks(context.Background(), "prod")
+	if err != nil || len(held) != 1 || held[0].Step != "dump and kill JVM 42" {
+		t.Errorf("locks after checkpoint = %+v, %v", held, err)
+	}
+	if err := r1.Publish(context.Background(), "dec-1", []byte(`{"id":"dec-1","outcome":"done"}`)); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	if rs, err := r1.client.Reports(context.Background(), "node-r1"); err != nil || len(rs) != 1 || rs[0].ID != "dec-1" {
+		t.Errorf("reports at the manager = %+v, %v", rs, err)
+	}
+	if err := r1.client.SetGoals(context.Background(), manager.SetGoals{Level: manager.LevelCluster, Key: "prod",
+		Document: "disk:\n  queue_p99: {enter: 200ms, exit: 100ms}\n"}); err != nil {
+		t.Fatalf("SetGoals: %v", err)
+	}
+	if doc, err := r1.Goals(context.Background()); err != nil || !strings.Contains(doc, "200ms") {
+		t.Errorf("merged goals = %q, %v", doc, err)
+	}
+
+	time.Sleep(3 * time.Second) // two leases: the leader's expiry would have marked an unrenewed grant suspect
 	if err := r1.Validate(asController); err != nil {
 		t.Fatalf("Validate after two leases: %v", err)
 	}
