@@ -1,16 +1,13 @@
 package goals
 
 import (
-	"bytes"
 	_ "embed"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/nervehq/nerve/internal/yamlfield"
 )
 
 //go:embed default.yaml
@@ -92,7 +89,7 @@ type IdleRule struct {
 // Default returns the embedded default goals.
 func Default() Goals {
 	var g Goals
-	if err := decode(defaultYAML, &g); err != nil {
+	if err := yamlfield.Decode(defaultYAML, &g, "goals file"); err != nil {
 		// default.yaml is compiled in and TestDefault checks it: a broken
 		// build, not a runtime condition.
 		panic(fmt.Sprintf("goals: embedded default.yaml: %v", err))
@@ -112,7 +109,7 @@ func Parse(data []byte) (Goals, error) {
 
 func parse(data []byte) (Goals, error) {
 	g := Default()
-	if err := decode(data, &g); err != nil {
+	if err := yamlfield.Decode(data, &g, "goals file"); err != nil {
 		return Goals{}, err
 	}
 	if err := g.validate(); err != nil {
@@ -132,30 +129,6 @@ func Load(path string) (Goals, error) {
 		return Goals{}, fmt.Errorf("goals %s: %w", path, err)
 	}
 	return g, nil
-}
-
-// decode decodes one YAML document into g, leaving the fields it does not
-// name as they were. Unknown fields are errors: a misspelt goal that
-// silently keeps its default would act on thresholds nobody chose.
-func decode(data []byte, g *Goals) error {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	err := dec.Decode(g)
-	if errors.Is(err, io.EOF) {
-		return nil // no document: empty, or only comments
-	}
-	if err != nil {
-		return explain(data, err)
-	}
-	var next yaml.Node
-	switch err := dec.Decode(&next); {
-	case errors.Is(err, io.EOF):
-		return nil
-	case err != nil:
-		return explain(data, err)
-	default:
-		return &FieldError{Line: next.Line, Msg: "more than one YAML document; a goals file holds one"}
-	}
 }
 
 // Validate checks every goal and returns all problems found (errors.As finds

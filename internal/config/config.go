@@ -1,16 +1,12 @@
 package config
 
 import (
-	"bytes"
 	_ "embed"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/nervehq/nerve/internal/yamlfield"
 	"github.com/nervehq/nerve/probes/targets"
 )
 
@@ -31,6 +27,8 @@ type Config struct {
 	// Manager is where the rack lock comes from when actuator.lock is
 	// "manager".
 	Manager Manager `yaml:"manager"`
+	// Preflight is what `nerve preflight` checks before the database starts.
+	Preflight Preflight `yaml:"preflight"`
 	// Targets are the process groups (a database, its sidecars) that probes
 	// break their figures down by, each a label value of its own.
 	Targets []targets.Target `yaml:"targets"`
@@ -181,7 +179,7 @@ const (
 // Default returns the embedded default configuration.
 func Default() *Config {
 	cfg := new(Config)
-	if err := decode(defaultYAML, cfg); err != nil {
+	if err := yamlfield.Decode(defaultYAML, cfg, "config file"); err != nil {
 		// default.yaml is compiled in and TestDefault parses and validates
 		// it, so this is a broken build, not a runtime condition.
 		panic(fmt.Sprintf("config: embedded default.yaml: %v", err))
@@ -193,7 +191,7 @@ func Default() *Config {
 // the fields data names change; empty data gives the defaults.
 func Parse(data []byte) (*Config, error) {
 	cfg := Default()
-	if err := decode(data, cfg); err != nil {
+	if err := yamlfield.Decode(data, cfg, "config file"); err != nil {
 		return nil, err
 	}
 	if err := cfg.Validate(); err != nil {
@@ -218,31 +216,4 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil
-}
-
-// decode decodes data into cfg, leaving the fields data does not name as they
-// were. Unknown keys are errors: a misspelt setting that silently keeps its
-// default is worse than an agent that refuses to start.
-func decode(data []byte, cfg *Config) error {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	err := dec.Decode(cfg)
-	if errors.Is(err, io.EOF) {
-		// No document at all: an empty file, or only comments.
-		return nil
-	}
-	if err != nil {
-		return explain(data, err)
-	}
-	// A second document would be ignored by Decode; say so instead, since
-	// its settings would silently not apply.
-	var next yaml.Node
-	switch err := dec.Decode(&next); {
-	case errors.Is(err, io.EOF):
-		return nil
-	case err != nil:
-		return explain(data, err)
-	default:
-		return &FieldError{Line: next.Line, Msg: "more than one YAML document; a config file holds one"}
-	}
 }

@@ -14,11 +14,6 @@ type FieldError = yamlfield.FieldError
 // fixes a file in one pass rather than one restart per mistake.
 type Errors = yamlfield.Errors
 
-// explain turns a yaml.v3 error into Errors that name the setting.
-func explain(data []byte, err error) error {
-	return yamlfield.Explain(data, err, reflect.TypeFor[Config]())
-}
-
 // yamlName is the field's name in the file, or "" for fields yaml skips.
 func yamlName(f reflect.StructField) string {
 	return yamlfield.Name(f)

@@ -138,6 +138,7 @@ func (c *Config) Validate() error {
 			add("manager.rack", `must be set when actuator.lock is "manager"`)
 		}
 	}
+	errs = append(errs, c.Preflight.validate()...)
 	if err := targets.ValidateAll(c.Targets, MaxTargets); err != nil {
 		add("targets", "%v", err)
 	}

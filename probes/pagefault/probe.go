@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -27,11 +26,7 @@ const MaxTargets = 64
 const NodeTarget = targets.Node
 
 // Config names the targets to break the stalls down by.
-type Config struct {
-	Targets  []targets.Target
-	Refresh  time.Duration    // 0 means 2 s
-	Resolver targets.Resolver // zero means the host's
-}
+type Config = targets.Options
 
 // kernelObjects are the loaded maps, programs and links.
 type kernelObjects struct {
@@ -63,16 +58,7 @@ type Probe struct {
 // New attaches the programs, or runs on procfs major-fault counts alone when
 // it cannot (Attached reports false).
 func New(logger *slog.Logger, cfg Config) (*Probe, error) {
-	if err := targets.ValidateAll(cfg.Targets, MaxTargets); err != nil {
-		return nil, fmt.Errorf("pagefault: %w", err)
-	}
-	if cfg.Refresh <= 0 {
-		cfg.Refresh = 2 * time.Second
-	}
-	if cfg.Resolver == (targets.Resolver{}) {
-		cfg.Resolver = targets.Default()
-	}
-	proc, err := procfs.NewFS(cfg.Resolver.Proc)
+	proc, err := cfg.Defaults(MaxTargets)
 	if err != nil {
 		return nil, fmt.Errorf("pagefault: %w", err)
 	}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -27,14 +26,7 @@ const MaxTargets = 64
 const NodeTarget = targets.Node
 
 // Config names the targets to break the delay down by.
-type Config struct {
-	Targets []targets.Target
-	// Refresh is how often targets are resolved again (new processes,
-	// restarted units); 0 means 2 s.
-	Refresh time.Duration
-	// Resolver reads cgroupfs and procfs; zero means the host's.
-	Resolver targets.Resolver
-}
+type Config = targets.Options
 
 // Probe measures run-queue delay. Close it when done.
 type Probe struct {
@@ -53,16 +45,7 @@ type Probe struct {
 // kernel cannot run them (then the returned probe still works and
 // Attached reports false). An error means even the fallback is impossible.
 func New(logger *slog.Logger, cfg Config) (*Probe, error) {
-	if err := targets.ValidateAll(cfg.Targets, MaxTargets); err != nil {
-		return nil, fmt.Errorf("runqueue: %w", err)
-	}
-	if cfg.Refresh <= 0 {
-		cfg.Refresh = 2 * time.Second
-	}
-	if cfg.Resolver == (targets.Resolver{}) {
-		cfg.Resolver = targets.Default()
-	}
-	proc, err := procfs.NewFS(cfg.Resolver.Proc)
+	proc, err := cfg.Defaults(MaxTargets)
 	if err != nil {
 		return nil, fmt.Errorf("runqueue: %w", err)
 	}

@@ -20,12 +20,8 @@ import (
 	"log"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"runtime"
 	"slices"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/nervehq/nerve/internal/faults"
@@ -43,8 +39,7 @@ type options struct {
 	duration   time.Duration
 	rounds     int
 	modes      []string
-	nerve      string
-	listen     string
+	agent      benchkit.Agent
 	biolatency string
 	sizeMiB    int64
 	scheduler  string
@@ -61,19 +56,16 @@ type runResult struct {
 }
 
 func main() {
-	log.SetFlags(0)
-	log.SetPrefix("bench-blockio: ")
-	os.Exit(run())
+	benchkit.Main("bench-blockio", run)
 }
 
-func run() int {
+func run(ctx context.Context) int {
 	var o options
 	var modes string
 	flag.DurationVar(&o.duration, "duration", 20*time.Second, "fio runtime of each run")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds; every mode runs once per round, in a rotating order")
 	flag.StringVar(&modes, "tools", "none,biolatency,nerve", "comma-separated modes: none, biolatency, nerve")
-	flag.StringVar(&o.nerve, "nerve", "bin/nerve", "nerve binary; built from ./cmd/nerve when missing")
-	flag.StringVar(&o.listen, "listen", "", "address the agent listens on during the bench (default: a free port on 127.0.0.1)")
+	o.agent.Flags(flag.CommandLine)
 	flag.StringVar(&o.biolatency, "biolatency", "/usr/sbin/biolatency", "libbpf-tools biolatency binary")
 	flag.Int64Var(&o.sizeMiB, "size", 512, "loop device size, MiB (held in RAM)")
 	flag.IntVar(&o.iodepth, "iodepth", 16, "fio iodepth")
@@ -91,9 +83,6 @@ func run() int {
 		return 2
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
 	if err := preflight(ctx, &o); err != nil {
 		log.Print(err)
 		return 1
@@ -104,12 +93,7 @@ func run() int {
 		log.Print(err)
 		return 1
 	}
-	// Every run restores the old value itself; this covers errors and signals.
-	defer func() {
-		if err := stats.Restore(); err != nil {
-			log.Print(err)
-		}
-	}()
+	defer stats.RestoreOrLog()
 
 	// A fixed scratch directory, so that a run killed outright is cleaned
 	// up by the next one.
@@ -142,36 +126,20 @@ func run() int {
 	}
 
 	b := &bench{opts: o, disk: disk, work: work, stats: stats}
-	results := map[string][]runResult{}
-	failed := map[string]error{}
-	for r := range o.rounds {
-		for i := range o.modes {
-			mode := o.modes[(i+r)%len(o.modes)]
-			if failed[mode] != nil {
-				continue
-			}
-			res, err := b.runMode(ctx, mode)
-			if ctx.Err() != nil {
-				log.Print("interrupted")
-				return 130
-			}
-			if err != nil {
-				log.Printf("round %d/%d %s: %v", r+1, o.rounds, mode, err)
-				failed[mode] = err
-				continue
-			}
-			log.Printf("round %d/%d %-10s %9.0f IOPS", r+1, o.rounds, mode, res.iops)
-			results[mode] = append(results[mode], res)
-		}
+	rounds := benchkit.Rounds[string, runResult]{
+		Count: o.rounds,
+		Order: func(r int) []string { return benchkit.Rotate(o.modes, r) },
+		Run:   func(_ int, mode string) (runResult, error) { return b.runMode(ctx, mode) },
+		Done: func(mode string, res runResult) string {
+			return fmt.Sprintf("%-10s %9.0f IOPS", mode, res.iops)
+		},
 	}
-
+	results, failed, err := rounds.Do(ctx)
+	if err != nil {
+		return 130
+	}
 	b.report(os.Stdout, results)
-	if len(failed) > 0 {
-		for _, m := range o.modes {
-			if err := failed[m]; err != nil {
-				log.Printf("%s could not run: %v", m, err)
-			}
-		}
+	if rounds.LogFailed(failed, nil) {
 		return 1
 	}
 	return 0
@@ -191,17 +159,12 @@ func preflight(ctx context.Context, o *options) error {
 		return err
 	}
 	if slices.Contains(o.modes, modeBiolatency) {
-		if _, err := os.Stat(o.biolatency); err != nil {
-			return fmt.Errorf("biolatency: %w (sudo make deps installs libbpf-tools)", err)
+		if err := benchkit.NeedLibbpfTool(modeBiolatency, o.biolatency); err != nil {
+			return err
 		}
 	}
 	if slices.Contains(o.modes, modeNerve) {
-		if _, err := os.Stat(o.nerve); errors.Is(err, os.ErrNotExist) {
-			log.Printf("building %s", o.nerve)
-			if err := benchkit.BuildNerve(ctx, o.nerve); err != nil {
-				return err
-			}
-		}
+		return o.agent.BuildIfMissing(ctx)
 	}
 	return nil
 }
@@ -219,19 +182,9 @@ func (b *bench) runMode(ctx context.Context, mode string) (runResult, error) {
 		return b.fio(ctx)
 	}
 
-	if err := b.stats.Enable(); err != nil {
-		return runResult{}, err
-	}
-	defer b.stats.Restore()
-
-	t, err := b.startTracer(ctx, mode)
-	if err != nil {
-		return runResult{}, err
-	}
-	defer t.Stop()
-
 	var res runResult
-	progs, err := t.Measure(ctx, func() error {
+	start := func() (*benchkit.Tracer, error) { return b.startTracer(ctx, mode) }
+	progs, err := b.stats.MeasureUnder(ctx, start, b.opts.verbose, func() error {
 		var err error
 		res, err = b.fio(ctx)
 		return err
@@ -240,63 +193,21 @@ func (b *bench) runMode(ctx context.Context, mode string) (runResult, error) {
 		return runResult{}, err
 	}
 	res.progs = progs
-	if err := t.Stop(); err != nil && b.opts.verbose {
-		log.Printf("%s: stop: %v", mode, err)
-	}
-	if b.opts.verbose {
-		fmt.Fprintf(os.Stderr, "--- %s output ---\n%s\n", mode, t.Output())
-	}
 	return res, nil
 }
 
 // startTracer starts nerve or biolatency, with its output in the scratch
 // directory.
 func (b *bench) startTracer(ctx context.Context, mode string) (*benchkit.Tracer, error) {
-	var cmd *exec.Cmd
-	listen := b.opts.listen
-	var err error
-	switch mode {
-	case modeNerve:
-		if listen == "" {
-			// Not the agent's own port: an agent may already be running.
-			if listen, err = benchkit.FreePort(); err != nil {
-				return nil, err
-			}
-		}
-		cfg := filepath.Join(b.work, "nerve.yaml")
-		if err := os.WriteFile(cfg, nerveConfig(listen), 0o600); err != nil {
-			return nil, err
-		}
-		cmd = exec.Command(b.opts.nerve, "agent", "--bpf-stats", "--config.file="+cfg)
-	case modeBiolatency:
-		// -Q counts queue time too, as nerve does; -D keeps a histogram per disk.
-		cmd = exec.Command(b.opts.biolatency, "-Q", "-D")
-	}
-	t, err := benchkit.StartTracer(mode, cmd, filepath.Join(b.work, mode+".log"))
-	if err != nil {
-		return nil, err
-	}
 	if mode == modeNerve {
-		if err := t.WaitHealthy(ctx, "http://"+listen+"/healthz", 30*time.Second); err != nil {
-			t.Stop()
-			return nil, err
-		}
+		// The blockio probe alone, so that the BPF run time per I/O counts
+		// only block I/O programs (the scheduler probes would run on every
+		// context switch fio causes).
+		return b.opts.agent.Start(ctx, b.work, "blockio")
 	}
-	return t, nil
-}
-
-// nerveConfig is the agent's config for the bench: the blockio probe alone,
-// so that the BPF run time per I/O counts only block I/O programs (the
-// scheduler probes would run on every context switch fio causes).
-func nerveConfig(listen string) []byte {
-	return fmt.Appendf(nil, `web:
-  listen_address: %q
-probes:
-  blockio: {enabled: true}
-  runqueue: {enabled: false}
-  pagefault: {enabled: false}
-  jvm: {enabled: false}
-`, listen)
+	// -Q counts queue time too, as nerve does; -D keeps a histogram per disk.
+	cmd := exec.Command(b.opts.biolatency, "-Q", "-D")
+	return benchkit.StartTracer(mode, cmd, filepath.Join(b.work, mode+".log"))
 }
 
 func (b *bench) fio(ctx context.Context) (runResult, error) {
@@ -315,12 +226,11 @@ func (b *bench) fio(ctx context.Context) (runResult, error) {
 }
 
 func (b *bench) report(w io.Writer, results map[string][]runResult) {
-	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	o := b.opts
 	fmt.Fprintf(w, "\nblock I/O tracing overhead: fio randread bs=4k iodepth=%d libaio direct on %s (%d MiB on tmpfs, loop direct I/O %v, scheduler %s)\n",
 		o.iodepth, b.disk.Device(), o.sizeMiB, b.disk.DirectIO(), o.scheduler)
-	fmt.Fprintf(w, "kernel %s, %d CPUs, %d rounds x %v per mode, modes interleaved; medians over rounds\n\n",
-		strings.TrimSpace(string(kernel)), runtime.NumCPU(), o.rounds, o.duration)
+	fmt.Fprintf(w, "%s, %d rounds x %v per mode, modes interleaved; medians over rounds\n\n",
+		benchkit.Machine(), o.rounds, o.duration)
 
 	noneIOPS := benchkit.Median(benchkit.Pick(results[modeNone], func(r runResult) float64 { return r.iops }))
 	perIO := map[string]float64{}
@@ -371,13 +281,7 @@ func (b *bench) report(w io.Writer, results map[string][]runResult) {
 			ios += r.ios
 			progs = append(progs, r.progs)
 		}
-		for _, s := range benchkit.SumByProgram(progs) {
-			nsRun := "-"
-			if s.Runs > 0 {
-				nsRun = fmt.Sprintf("%.0f", float64(s.Ns)/float64(s.Runs))
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%.2f\t%s\t\n", m, s.Name, s.Runs, float64(s.Runs)/float64(ios), nsRun)
-		}
+		benchkit.ProgramRows(tw, m+"\t", progs, ios)
 	}
 	tw.Flush()
 

@@ -29,9 +29,7 @@ import (
 	"log"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,8 +65,7 @@ type options struct {
 	duration time.Duration
 	rounds   int
 	modes    []string
-	nerve    string
-	listen   string
+	agent    benchkit.Agent
 	source   string // SafepointLoop.java
 	verbose  bool
 }
@@ -86,19 +83,16 @@ type runResult struct {
 }
 
 func main() {
-	log.SetFlags(0)
-	log.SetPrefix("bench-jvm: ")
-	os.Exit(run())
+	benchkit.Main("bench-jvm", run)
 }
 
-func run() int {
+func run(ctx context.Context) int {
 	var o options
 	var modes string
 	flag.DurationVar(&o.duration, "duration", 20*time.Second, "run time of each Java run (whole seconds, at least 3)")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds; every mode runs once per round, in a rotating order")
 	flag.StringVar(&modes, "tools", "none,nerve", "comma-separated modes: none, nerve")
-	flag.StringVar(&o.nerve, "nerve", "bin/nerve", "nerve binary; built from ./cmd/nerve when missing")
-	flag.StringVar(&o.listen, "listen", "", "address the agent listens on during the bench (default: a free port on 127.0.0.1)")
+	o.agent.Flags(flag.CommandLine)
 	flag.StringVar(&o.source, "source", "jvm/javatest/java/SafepointLoop.java", "the safepoint-heavy Java program")
 	flag.BoolVar(&o.verbose, "v", false, "print the agent's own output")
 	flag.Parse()
@@ -115,9 +109,6 @@ func run() int {
 		return 2
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
 	if err := preflight(ctx, &o); err != nil {
 		log.Print(err)
 		return 1
@@ -128,12 +119,7 @@ func run() int {
 		log.Print(err)
 		return 1
 	}
-	// Every run restores the old value itself; this covers errors and signals.
-	defer func() {
-		if err := b.stats.Restore(); err != nil {
-			log.Print(err)
-		}
-	}()
+	defer b.stats.RestoreOrLog()
 
 	if b.work, err = os.MkdirTemp("", "nerve-bench-jvm-"); err != nil {
 		log.Print(err)
@@ -160,37 +146,21 @@ func run() int {
 	}()
 	b.idlePID = idle.Process.Pid
 
-	results := map[string][]runResult{}
-	failed := map[string]error{}
-	for r := range o.rounds {
-		for i := range o.modes {
-			mode := o.modes[(i+r)%len(o.modes)]
-			if failed[mode] != nil {
-				continue
-			}
-			res, err := b.runMode(ctx, mode, r)
-			if ctx.Err() != nil {
-				log.Print("interrupted")
-				return 130
-			}
-			if err != nil {
-				log.Printf("round %d/%d %s: %v", r+1, o.rounds, mode, err)
-				failed[mode] = err
-				continue
-			}
-			log.Printf("round %d/%d %-5s %7.1f safepoints/s, mean pause %7.1f µs, wall %.2f s", r+1, o.rounds, mode,
+	rounds := benchkit.Rounds[string, runResult]{
+		Count: o.rounds,
+		Order: func(r int) []string { return benchkit.Rotate(o.modes, r) },
+		Run:   func(r int, mode string) (runResult, error) { return b.runMode(ctx, mode, r) },
+		Done: func(mode string, res runResult) string {
+			return fmt.Sprintf("%-5s %7.1f safepoints/s, mean pause %7.1f µs, wall %.2f s", mode,
 				res.rate(), float64(res.meanPause)/1e3, res.wall.Seconds())
-			results[mode] = append(results[mode], res)
-		}
+		},
 	}
-
+	results, failed, err := rounds.Do(ctx)
+	if err != nil {
+		return 130
+	}
 	b.report(os.Stdout, results)
-	if len(failed) > 0 {
-		for _, m := range o.modes {
-			if err := failed[m]; err != nil {
-				log.Printf("%s could not run: %v", m, err)
-			}
-		}
+	if rounds.LogFailed(failed, nil) {
 		return 1
 	}
 	return 0
@@ -221,12 +191,7 @@ func preflight(ctx context.Context, o *options) error {
 		return fmt.Errorf("%w (run the bench from the repository root, or give -source)", err)
 	}
 	if slices.Contains(o.modes, modeNerve) {
-		if _, err := os.Stat(o.nerve); errors.Is(err, os.ErrNotExist) {
-			log.Printf("building %s", o.nerve)
-			if err := benchkit.BuildNerve(ctx, o.nerve); err != nil {
-				return err
-			}
-		}
+		return o.agent.BuildIfMissing(ctx)
 	}
 	return nil
 }
@@ -294,7 +259,9 @@ func (b *bench) runMode(ctx context.Context, mode string, round int) (runResult,
 	}
 	defer b.stats.Restore()
 
-	t, err := b.startNerve(ctx)
+	// The jvm probe alone, so that the BPF run time counts only the uprobes
+	// on libjvm.so.
+	t, err := b.opts.agent.Start(ctx, b.work, "jvm")
 	if err != nil {
 		return runResult{}, err
 	}
@@ -338,53 +305,8 @@ func (b *bench) runMode(ctx context.Context, mode string, round int) (runResult,
 	}
 	res.progs = benchkit.Deltas(ids, before, after)
 
-	if err := t.Stop(); err != nil && b.opts.verbose {
-		log.Printf("nerve: stop: %v", err)
-	}
-	if b.opts.verbose {
-		fmt.Fprintf(os.Stderr, "--- nerve output ---\n%s\n", t.Output())
-	}
+	t.Finish(b.opts.verbose)
 	return res, nil
-}
-
-// startNerve starts the agent with the jvm probe alone and waits until it
-// answers on listen.
-func (b *bench) startNerve(ctx context.Context) (*benchkit.Tracer, error) {
-	listen := b.opts.listen
-	if listen == "" {
-		// Not the agent's own port: an agent may already be running.
-		var err error
-		if listen, err = benchkit.FreePort(); err != nil {
-			return nil, err
-		}
-	}
-	cfg := filepath.Join(b.work, "nerve.yaml")
-	if err := os.WriteFile(cfg, nerveConfig(listen), 0o600); err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(b.opts.nerve, "agent", "--bpf-stats", "--config.file="+cfg)
-	t, err := benchkit.StartTracer(modeNerve, cmd, filepath.Join(b.work, "nerve.log"))
-	if err != nil {
-		return nil, err
-	}
-	if err := t.WaitHealthy(ctx, "http://"+listen+"/healthz", 30*time.Second); err != nil {
-		t.Stop()
-		return nil, err
-	}
-	return t, nil
-}
-
-// nerveConfig is the agent's config for the bench: the jvm probe alone, so
-// that the BPF run time counts only the uprobes on libjvm.so.
-func nerveConfig(listen string) []byte {
-	return fmt.Appendf(nil, `web:
-  listen_address: %q
-probes:
-  blockio: {enabled: false}
-  runqueue: {enabled: false}
-  pagefault: {enabled: false}
-  jvm: {enabled: true}
-`, listen)
 }
 
 // waitWatched waits until the agent's log says it watches the JVM pid with
@@ -474,7 +396,7 @@ func (b *bench) startLoop(ctx context.Context, logPath string) (*loop, error) {
 func (j *loop) wait() error {
 	<-j.done
 	if j.err != nil {
-		return fmt.Errorf("java %s: %w: %s", loopClass, j.err, oneLine(j.out.String(), 300))
+		return fmt.Errorf("java %s: %w: %s", loopClass, j.err, benchkit.OneLine(j.out.String(), 300))
 	}
 	return nil
 }
@@ -520,35 +442,15 @@ func (b *bench) result(j *loop, logPath string, window time.Duration) (runResult
 
 // command runs a program and returns its stdout and stderr together.
 func command(ctx context.Context, name string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("%s: %w: %s", name, err, oneLine(out.String(), 300))
-	}
-	return out.String(), nil
-}
-
-// oneLine squeezes s onto one line of at most n bytes, keeping its end, where
-// tools print why they failed.
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		s = "..." + s[len(s)-n:]
-	}
-	if s == "" {
-		return "(no output)"
-	}
-	return s
+	return benchkit.CombinedOutput(exec.CommandContext(ctx, name, args...))
 }
 
 func (b *bench) report(w io.Writer, results map[string][]runResult) {
-	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	o := b.opts
 	fmt.Fprintf(w, "\nJVM safepoint tracing overhead: java %s %d (System.gc, Thread.getAllStackTraces, dumpAllThreads, sleep 20 ms, in a loop); no tracer vs nerve (jvm probe)\n",
 		loopClass, int(o.duration/time.Second))
-	fmt.Fprintf(w, "kernel %s, %d CPUs, %s, %d rounds x %v per mode, modes interleaved; medians over rounds\n\n",
-		strings.TrimSpace(string(kernel)), runtime.NumCPU(), b.javaVersion, o.rounds, o.duration)
+	fmt.Fprintf(w, "%s, %s, %d rounds x %v per mode, modes interleaved; medians over rounds\n\n",
+		benchkit.Machine(), b.javaVersion, o.rounds, o.duration)
 
 	noneRate := benchkit.Median(benchkit.Pick(results[modeNone], runResult.rate))
 
@@ -562,10 +464,7 @@ func (b *bench) report(w io.Writer, results map[string][]runResult) {
 		}
 		all := benchkit.Pick(rs, runResult.rate)
 		rate := benchkit.Median(all)
-		spread := "-"
-		if len(all) > 1 && rate > 0 {
-			spread = fmt.Sprintf("%.0f", 100*(slices.Max(all)-slices.Min(all))/rate)
-		}
+		spread := benchkit.Spread(all, rate)
 		slowdown, nsPoint, nsHit, hits := "-", "-", "-", "-"
 		if noneRate > 0 && rate > 0 {
 			slowdown = fmt.Sprintf("%.3f", noneRate/rate)
@@ -575,10 +474,10 @@ func (b *bench) report(w io.Writer, results map[string][]runResult) {
 				return float64(benchkit.TotalNs(r.progs)) / float64(max(r.windowPoints, 1))
 			})))
 			nsHit = fmt.Sprintf("%.0f", benchkit.Median(benchkit.Pick(rs, func(r runResult) float64 {
-				return float64(benchkit.TotalNs(r.progs)) / float64(max(totalRuns(r.progs), 1))
+				return float64(benchkit.TotalNs(r.progs)) / float64(max(benchkit.TotalRuns(r.progs), 1))
 			})))
 			hits = fmt.Sprintf("%.2f", benchkit.Median(benchkit.Pick(rs, func(r runResult) float64 {
-				return float64(totalRuns(r.progs)) / float64(max(r.windowPoints, 1))
+				return float64(benchkit.TotalRuns(r.progs)) / float64(max(r.windowPoints, 1))
 			})))
 		}
 		pause := benchkit.Median(benchkit.Pick(rs, func(r runResult) float64 { return float64(r.meanPause) / 1e3 }))
@@ -597,13 +496,7 @@ func (b *bench) report(w io.Writer, results map[string][]runResult) {
 			points += r.windowPoints
 			progs = append(progs, r.progs)
 		}
-		for _, s := range benchkit.SumByProgram(progs) {
-			nsRun := "-"
-			if s.Runs > 0 {
-				nsRun = fmt.Sprintf("%.0f", float64(s.Ns)/float64(s.Runs))
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%.2f\t%s\t\n", modeNerve, s.Name, s.Runs, float64(s.Runs)/float64(max(points, 1)), nsRun)
-		}
+		benchkit.ProgramRows(tw, modeNerve+"\t", progs, uint64(points))
 		tw.Flush()
 	}
 
@@ -617,13 +510,4 @@ func (b *bench) report(w io.Writer, results map[string][]runResult) {
 	fmt.Fprintln(w, "program run, one per uprobe hit. An idle JVM runs throughout in both modes, to keep libjvm.so attached; its")
 	fmt.Fprintln(w, "few safepoints add hits. A uprobe hit also costs a trap into the kernel and back (~1-3 µs) that")
 	fmt.Fprintln(w, "bpf_stats does not count: BPF ns/hit is only the BPF part, and the trap shows in the slowdown alone.")
-}
-
-// totalRuns is the runs of all the programs together.
-func totalRuns(ds []benchkit.ProgDelta) uint64 {
-	var n uint64
-	for _, d := range ds {
-		n += d.Runs
-	}
-	return n
 }

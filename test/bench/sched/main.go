@@ -16,7 +16,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -26,7 +25,6 @@ import (
 	"math"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -52,8 +50,7 @@ type options struct {
 	rounds    int
 	modes     []string
 	loads     []string
-	nerve     string
-	listen    string
+	agent     benchkit.Agent
 	runqlat   string
 	switchers int // stress-ng --switch
 	pipeLoops int // perf bench sched pipe -l; 0 calibrates it to -duration
@@ -72,20 +69,17 @@ type runResult struct {
 type key struct{ load, mode string }
 
 func main() {
-	log.SetFlags(0)
-	log.SetPrefix("bench-sched: ")
-	os.Exit(run())
+	benchkit.Main("bench-sched", run)
 }
 
-func run() int {
+func run(ctx context.Context) int {
 	var o options
 	var modes, loads string
 	flag.DurationVar(&o.duration, "duration", 20*time.Second, "length of each load run")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds; every load runs once per mode and round, the modes in a rotating order")
 	flag.StringVar(&modes, "tools", "none,runqlat,nerve", "comma-separated modes: none, runqlat, nerve")
 	flag.StringVar(&loads, "loads", "stress-ng,perf", "comma-separated loads: stress-ng (--switch), perf (bench sched pipe)")
-	flag.StringVar(&o.nerve, "nerve", "bin/nerve", "nerve binary; built from ./cmd/nerve when missing")
-	flag.StringVar(&o.listen, "listen", "", "address the agent listens on during the bench (default: a free port on 127.0.0.1)")
+	o.agent.Flags(flag.CommandLine)
 	flag.StringVar(&o.runqlat, "runqlat", "/usr/sbin/runqlat", "libbpf-tools runqlat binary")
 	flag.IntVar(&o.switchers, "switch", 2, "stress-ng switch stressors (pairs of processes switching over a pipe)")
 	flag.IntVar(&o.pipeLoops, "pipe-loops", 0, "perf bench sched pipe -l; 0 sizes it to about -duration with no tracer")
@@ -105,9 +99,6 @@ func run() int {
 		log.Print("need at least one mode, one load, one round, -duration >= 1s, -switch >= 1 and -pipe-loops >= 0")
 		return 2
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	if err := preflight(ctx, &o); err != nil {
 		log.Print(err)
@@ -133,12 +124,7 @@ func run() int {
 		log.Print(err)
 		return 1
 	}
-	// Every run restores the old value itself; this covers errors and signals.
-	defer func() {
-		if err := b.stats.Restore(); err != nil {
-			log.Print(err)
-		}
-	}()
+	defer b.stats.RestoreOrLog()
 
 	if b.work, err = os.MkdirTemp("", "nerve-bench-sched-"); err != nil {
 		log.Print(err)
@@ -146,41 +132,31 @@ func run() int {
 	}
 	defer os.RemoveAll(b.work)
 
-	results := map[key][]runResult{}
-	failed := map[key]error{}
-	for r := range o.rounds {
-		for _, l := range o.loads {
-			for i := range o.modes {
-				k := key{l, o.modes[(i+r)%len(o.modes)]}
-				if failed[k] != nil {
-					continue
+	rounds := benchkit.Rounds[key, runResult]{
+		Count: o.rounds,
+		// Every load in every mode; the modes' order turns each round.
+		Order: func(r int) []key {
+			var ks []key
+			for _, l := range o.loads {
+				for _, m := range benchkit.Rotate(o.modes, r) {
+					ks = append(ks, key{l, m})
 				}
-				res, err := b.runMode(ctx, k.load, k.mode)
-				if ctx.Err() != nil {
-					log.Print("interrupted")
-					return 130
-				}
-				if err != nil {
-					log.Printf("round %d/%d %s %s: %v", r+1, o.rounds, k.load, k.mode, err)
-					failed[k] = err
-					continue
-				}
-				log.Printf("round %d/%d %-9s %-7s %10.0f ops/s %9.0f switches/s", r+1, o.rounds, k.load, k.mode,
-					res.opsPerSec, float64(res.switches)/res.elapsed.Seconds())
-				results[k] = append(results[k], res)
 			}
-		}
+			return ks
+		},
+		Run:  func(_ int, k key) (runResult, error) { return b.runMode(ctx, k.load, k.mode) },
+		Name: func(k key) string { return k.load + " " + k.mode },
+		Done: func(k key, res runResult) string {
+			return fmt.Sprintf("%-9s %-7s %10.0f ops/s %9.0f switches/s", k.load, k.mode,
+				res.opsPerSec, float64(res.switches)/res.elapsed.Seconds())
+		},
 	}
-
+	results, failed, err := rounds.Do(ctx)
+	if err != nil {
+		return 130
+	}
 	b.report(os.Stdout, results)
-	if len(failed) > 0 {
-		for _, l := range o.loads {
-			for _, m := range o.modes {
-				if err := failed[key{l, m}]; err != nil {
-					log.Printf("%s under %s could not run: %v", l, m, err)
-				}
-			}
-		}
+	if rounds.LogFailed(failed, func(k key) string { return k.load + " under " + k.mode }) {
 		return 1
 	}
 	return 0
@@ -222,17 +198,12 @@ func preflight(ctx context.Context, o *options) error {
 		return fmt.Errorf("context switches are read from /proc/stat: %w", err)
 	}
 	if slices.Contains(o.modes, modeRunqlat) {
-		if _, err := os.Stat(o.runqlat); err != nil {
-			return fmt.Errorf("runqlat: %w (sudo make deps installs libbpf-tools)", err)
+		if err := benchkit.NeedLibbpfTool(modeRunqlat, o.runqlat); err != nil {
+			return err
 		}
 	}
 	if slices.Contains(o.modes, modeNerve) {
-		if _, err := os.Stat(o.nerve); errors.Is(err, os.ErrNotExist) {
-			log.Printf("building %s", o.nerve)
-			if err := benchkit.BuildNerve(ctx, o.nerve); err != nil {
-				return err
-			}
-		}
+		return o.agent.BuildIfMissing(ctx)
 	}
 	return nil
 }
@@ -273,19 +244,9 @@ func (b *bench) runMode(ctx context.Context, load, mode string) (runResult, erro
 		return b.runLoad(ctx, load)
 	}
 
-	if err := b.stats.Enable(); err != nil {
-		return runResult{}, err
-	}
-	defer b.stats.Restore()
-
-	t, err := b.startTracer(ctx, mode)
-	if err != nil {
-		return runResult{}, err
-	}
-	defer t.Stop()
-
 	var res runResult
-	progs, err := t.Measure(ctx, func() error {
+	start := func() (*benchkit.Tracer, error) { return b.startTracer(ctx, mode) }
+	progs, err := b.stats.MeasureUnder(ctx, start, b.opts.verbose, func() error {
 		var err error
 		res, err = b.runLoad(ctx, load)
 		return err
@@ -294,64 +255,21 @@ func (b *bench) runMode(ctx context.Context, load, mode string) (runResult, erro
 		return runResult{}, err
 	}
 	res.progs = progs
-	if err := t.Stop(); err != nil && b.opts.verbose {
-		log.Printf("%s: stop: %v", mode, err)
-	}
-	if b.opts.verbose {
-		fmt.Fprintf(os.Stderr, "--- %s output ---\n%s\n", mode, t.Output())
-	}
 	return res, nil
 }
 
 // startTracer starts the agent or runqlat, with its output in the scratch
 // directory.
 func (b *bench) startTracer(ctx context.Context, mode string) (*benchkit.Tracer, error) {
-	var cmd *exec.Cmd
-	listen := b.opts.listen
-	switch mode {
-	case modeNerve:
-		if listen == "" {
-			// Not the agent's own port: an agent may already be running.
-			var err error
-			if listen, err = benchkit.FreePort(); err != nil {
-				return nil, err
-			}
-		}
-		cfg := filepath.Join(b.work, "nerve.yaml")
-		if err := os.WriteFile(cfg, nerveConfig(listen), 0o600); err != nil {
-			return nil, err
-		}
-		cmd = exec.Command(b.opts.nerve, "agent", "--bpf-stats", "--config.file="+cfg)
-	case modeRunqlat:
-		// One histogram after an hour: it stays attached until Stop's SIGINT,
-		// and prints its histogram then.
-		cmd = exec.Command(b.opts.runqlat, "3600", "1")
-	}
-	t, err := benchkit.StartTracer(mode, cmd, filepath.Join(b.work, mode+".log"))
-	if err != nil {
-		return nil, err
-	}
 	if mode == modeNerve {
-		if err := t.WaitHealthy(ctx, "http://"+listen+"/healthz", 30*time.Second); err != nil {
-			t.Stop()
-			return nil, err
-		}
+		// The scheduler probes (runqueue; pagefault, which also hooks
+		// sched_switch), and neither blockio nor jvm.
+		return b.opts.agent.Start(ctx, b.work, "runqueue", "pagefault")
 	}
-	return t, nil
-}
-
-// nerveConfig is the agent's config for the bench: the scheduler probes
-// (runqueue; pagefault, which also hooks sched_switch), and neither blockio
-// nor jvm.
-func nerveConfig(listen string) []byte {
-	return fmt.Appendf(nil, `web:
-  listen_address: %q
-probes:
-  blockio: {enabled: false}
-  runqueue: {enabled: true}
-  pagefault: {enabled: true}
-  jvm: {enabled: false}
-`, listen)
+	// One histogram after an hour: it stays attached until Stop's SIGINT,
+	// and prints its histogram then.
+	cmd := exec.Command(b.opts.runqlat, "3600", "1")
+	return benchkit.StartTracer(mode, cmd, filepath.Join(b.work, mode+".log"))
 }
 
 // runLoad runs one load and counts the context switches the machine made
@@ -411,25 +329,7 @@ func command(ctx context.Context, name string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("%s: %w: %s", name, err, oneLine(out.String(), 300))
-	}
-	return out.String(), nil
-}
-
-// oneLine squeezes s onto one line of at most n bytes, keeping its end, where
-// tools print why they failed.
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		s = "..." + s[len(s)-n:]
-	}
-	if s == "" {
-		return "(no output)"
-	}
-	return s
+	return benchkit.CombinedOutput(cmd)
 }
 
 // parseStressNG returns the bogo ops/s (real time) of stressor from the
@@ -504,7 +404,7 @@ func parsePerfPipe(out string) (float64, error) {
 		}
 		return v, nil
 	}
-	return 0, fmt.Errorf("perf bench sched pipe: no usecs/op in its output: %s", oneLine(out, 300))
+	return 0, fmt.Errorf("perf bench sched pipe: no usecs/op in its output: %s", benchkit.OneLine(out, 300))
 }
 
 // readCtxt returns the context switches all CPUs made since boot.
@@ -530,15 +430,14 @@ func parseCtxt(stat []byte) (uint64, error) {
 }
 
 func (b *bench) report(w io.Writer, results map[key][]runResult) {
-	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	o := b.opts
 	var loads []string
 	for _, l := range o.loads {
 		loads = append(loads, b.loadTitle(l))
 	}
 	fmt.Fprintf(w, "\nscheduler tracing overhead: %s; no tracer vs nerve (runqueue, pagefault) vs runqlat\n", strings.Join(loads, ", "))
-	fmt.Fprintf(w, "kernel %s, %d CPUs, %d rounds x %v per load and mode, modes interleaved; medians over rounds\n",
-		strings.TrimSpace(string(kernel)), runtime.NumCPU(), o.rounds, o.duration)
+	fmt.Fprintf(w, "%s, %d rounds x %v per load and mode, modes interleaved; medians over rounds\n",
+		benchkit.Machine(), o.rounds, o.duration)
 	if b.pipeSkipped != "" {
 		fmt.Fprintf(w, "perf bench sched pipe skipped: %s\n", b.pipeSkipped)
 	}
@@ -557,10 +456,7 @@ func (b *bench) report(w io.Writer, results map[key][]runResult) {
 			}
 			all := benchkit.Pick(rs, func(r runResult) float64 { return r.opsPerSec })
 			ops := benchkit.Median(all)
-			spread := "-"
-			if len(all) > 1 && ops > 0 {
-				spread = fmt.Sprintf("%.0f", 100*(slices.Max(all)-slices.Min(all))/ops)
-			}
+			spread := benchkit.Spread(all, ops)
 			sw := benchkit.Median(benchkit.Pick(rs, func(r runResult) float64 { return float64(r.switches) / r.elapsed.Seconds() }))
 			slowdown, nsSwitch, cpu := "-", "-", "-"
 			if noneOps > 0 && ops > 0 {
@@ -595,13 +491,7 @@ func (b *bench) report(w io.Writer, results map[key][]runResult) {
 				switches += r.switches
 				progs = append(progs, r.progs)
 			}
-			for _, s := range benchkit.SumByProgram(progs) {
-				nsRun := "-"
-				if s.Runs > 0 {
-					nsRun = fmt.Sprintf("%.0f", float64(s.Ns)/float64(s.Runs))
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.2f\t%s\t\n", m, l, s.Name, s.Runs, float64(s.Runs)/float64(max(switches, 1)), nsRun)
-			}
+			benchkit.ProgramRows(tw, m+"\t"+l+"\t", progs, switches)
 		}
 	}
 	tw.Flush()

@@ -1,0 +1,40 @@
+package yamlfield
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestDecode(t *testing.T) {
+	type doc struct {
+		A int    `yaml:"a"`
+		B string `yaml:"b"`
+	}
+	tests := []struct {
+		name    string
+		in      string
+		want    doc
+		wantErr string
+	}{
+		{"empty keeps what was there", "", doc{A: 1, B: "x"}, ""},
+		{"only comments", "# nothing\n", doc{A: 1, B: "x"}, ""},
+		{"named fields only", "a: 2\n", doc{A: 2, B: "x"}, ""},
+		{"unknown field", "a: 2\nc: 3\n", doc{}, `line 2: c: unknown field`},
+		{"second document", "a: 2\n---\nb: y\n", doc{}, "line 2: more than one YAML document; a test file holds one"},
+	}
+	for _, tt := range tests {
+		got := doc{A: 1, B: "x"}
+		err := Decode([]byte(tt.in), &got, "test file")
+		if tt.wantErr != "" {
+			var fe *FieldError
+			if err == nil || !errors.As(err, &fe) || !strings.HasPrefix(err.Error(), tt.wantErr) {
+				t.Errorf("%s: Decode() = %v, want an error starting %q", tt.name, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("%s: Decode() = %+v, %v; want %+v", tt.name, got, err, tt.want)
+		}
+	}
+}
