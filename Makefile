@@ -21,6 +21,13 @@ FUZZTIME ?= 20s
 BENCH_DURATION ?= 20s
 BENCH_ARGS ?=
 
+# make vagrant-test: the VMs of the Vagrantfile, the command run in /vagrant
+# as root in each (e.g. VAGRANT_TEST='make test' for every test), and where
+# the logs and the summary go.
+VAGRANT_NODES ?= nerve1 nerve2 nerve3
+VAGRANT_TEST ?= go test -count=1 -timeout 30m -v ./test/vm/...
+VAGRANT_TEST_OUT ?= .vagrant/test-results
+
 # cmd/nerve declares `var version, revision string` for `nerve version`.
 VERSION ?= $(shell git describe --tags --dirty 2>/dev/null || echo dev)
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
@@ -43,7 +50,7 @@ DEPS := \
 	openjdk-17-jdk-headless:javac \
 	e2fsprogs:mkfs.ext4
 
-.PHONY: help deps mounts build run test vet generate vmlinux check-generated bench-blockio bench-sched bench-jvm bench-manager test-manager test-manager-long fuzz clean
+.PHONY: help deps mounts build run test vet generate vmlinux check-generated bench-blockio bench-sched bench-jvm bench-manager test-manager test-manager-long fuzz vagrant-test clean
 
 help:
 	@echo 'sudo make run         build and start the agent on the embedded default config (ARGS="..." adds flags)'
@@ -61,6 +68,7 @@ help:
 	@echo 'sudo make test-manager-long  the same for 10 minutes'
 	@echo '     make bench-manager    acquire/release latency and leader failover of a 3-replica manager on 127.0.0.1'
 	@echo '     make fuzz        every Fuzz target for $$FUZZTIME ($(FUZZTIME)) each'
+	@echo '     make vagrant-test     vagrant up, then the test/vm scenarios as root in every VM; summary in $(VAGRANT_TEST_OUT)'
 	@echo '     make clean'
 
 deps:
@@ -150,6 +158,33 @@ fuzz:
 		echo "fuzz: $$pkg $$name for $(FUZZTIME)"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
 	done <<< "$$targets"
+
+# Not in CI (no virtualisation there). `vagrant up` leaves running VMs alone
+# and provisions only new ones. The VMs run the command at the same time, each
+# with NERVE_REQUIRE_PRIVILEGED=1 so that a scenario that cannot run fails;
+# one log per VM, and summary.txt with each VM's verdict and test lines.
+vagrant-test:
+	@command -v vagrant >/dev/null || { echo "vagrant-test: vagrant not found" >&2; exit 1; }
+	vagrant up
+	@out='$(VAGRANT_TEST_OUT)'; rm -rf "$$out"; mkdir -p "$$out"; \
+	declare -A pid; \
+	for n in $(VAGRANT_NODES); do \
+		echo "vagrant-test: $$n: $(VAGRANT_TEST)"; \
+		vagrant ssh "$$n" -c 'cd /vagrant && sudo NERVE_REQUIRE_PRIVILEGED=1 $(VAGRANT_TEST)' </dev/null >"$$out/$$n.log" 2>&1 & \
+		pid[$$n]=$$!; \
+	done; \
+	failed=0; \
+	{ \
+		echo "make vagrant-test, $$(date -u +%FT%TZ), revision $(REVISION)"; \
+		echo "command: $(VAGRANT_TEST)"; \
+		for n in $(VAGRANT_NODES); do \
+			rc=0; wait "$${pid[$$n]}" || rc=$$?; \
+			if (( rc == 0 )); then echo "$$n: PASS"; else echo "$$n: FAIL (exit $$rc), log $$out/$$n.log"; failed=1; fi; \
+			grep -E '^ *--- (PASS|FAIL|SKIP)|^(ok|FAIL|panic:)([[:space:]]|$$)' "$$out/$$n.log" | sed 's/^/    /' || true; \
+		done; \
+	} >"$$out/summary.txt"; \
+	cat "$$out/summary.txt"; \
+	exit "$$failed"
 
 clean:
 	rm -rf bin
