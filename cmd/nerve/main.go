@@ -55,6 +55,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runAgent(stderr, inv)
 	case "status":
 		return runStatus(stdout, stderr, inv)
+	case "preflight":
+		return inv.preflight.run(stdout, stderr, inv)
+	case "drill":
+		return inv.drill.run(stdout, stderr, inv)
 	}
 	if inv.manager.handles(inv.command) {
 		return inv.manager.run(inv.command, stdout, stderr, inv)
@@ -77,7 +81,10 @@ type invocation struct {
 	statusLimit int
 	statusJSON  bool
 
+	preflight *preflightCLI // the preflight command's flags
+
 	manager *managerCLI // the manager commands' flags
+	drill   *drillCLI   // the drill command's flags
 }
 
 // parse parses args. When it returns ok false, the usage or error has been
@@ -113,6 +120,8 @@ func parse(args []string, stdout, stderr io.Writer) (inv invocation, code int, o
 	statusLimit := statusCmd.Flag("limit", "How many decisions, newest first (1-1000).").Default("10").Int()
 	statusJSON := statusCmd.Flag("json", "Print the decisions as JSON.").Bool()
 	mgr := addManagerCommands(app)
+	pre := addPreflightCommand(app)
+	drl := addDrillCommand(app)
 
 	if len(args) == 0 {
 		// kingpin would print the usage and exit 0; a bare "nerve" in a
@@ -128,7 +137,8 @@ func parse(args []string, stdout, stderr io.Writer) (inv invocation, code int, o
 	}
 
 	inv = invocation{command: cmd, logFormat: *logFormat, logLevel: *logLevel, configFile: *configFile,
-		statusAddr: *statusAddr, statusLimit: *statusLimit, statusJSON: *statusJSON, manager: mgr}
+		statusAddr: *statusAddr, statusLimit: *statusLimit, statusJSON: *statusJSON, manager: mgr, drill: drl}
+	inv.preflight = pre
 	o := &inv.overrides
 	o.EmbeddedManager = *embedded == "embedded"
 	if set.listen {

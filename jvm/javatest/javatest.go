@@ -210,3 +210,14 @@ func (b *tailBuffer) Tail(n int) string {
 	}
 	return string(b.buf)
 }
+
+// Source returns the embedded source of the named program (a file name under
+// java/, like "HeapThrash.java"), for callers without a testing.TB, such as
+// `nerve drill`, which runs it with java's source-file mode.
+func Source(name string) ([]byte, error) {
+	b, err := programs.ReadFile("java/" + name)
+	if err != nil {
+		return nil, fmt.Errorf("javatest: no program %q under java/: %w", name, err)
+	}
+	return b, nil
+}

@@ -1,0 +1,231 @@
+package drill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nervehq/nerve/actuator"
+	"github.com/nervehq/nerve/actuator/diagnose"
+	"github.com/nervehq/nerve/internal/faults"
+	"github.com/nervehq/nerve/jvm/javatest"
+	"github.com/nervehq/nerve/jvm/probe"
+	"github.com/nervehq/nerve/probes/targets"
+)
+
+// The faults' settings.
+const (
+	// slowDelay is above the default slow_drive enter (50 ms), in the range
+	// of a failing drive.
+	slowDelay = 60 * time.Millisecond
+	// overloadDelay is a healthy drive's latency; overloadReaders
+	// synchronous readers on a queue of overloadNrRequests keep each
+	// request waiting for tens of other requests.
+	overloadDelay      = time.Millisecond
+	overloadReaders    = 128
+	overloadNrRequests = 4
+	// stallDelay is what each page fault of the toucher waits for, above
+	// the default memory_stall enter (20 ms).
+	stallDelay = 40 * time.Millisecond
+)
+
+// slowDisk: a drive whose own latency jumps to slowDelay under a light load
+// of one synchronous reader (in-flight 0): slow_drive, never disk_overload.
+func slowDisk(ctx context.Context, e *env, f *fault) error {
+	d, err := faults.NewSlowDisk(e.sc.disks(), 64<<20, 0)
+	if err != nil {
+		return err
+	}
+	f.cleanup = append(f.cleanup, func() { d.Close() })
+	stop, err := readers(d.Device(), 1)
+	if err != nil {
+		return err
+	}
+	f.cleanup = append(f.cleanup, stop)
+	name := d.Name()
+	f.desc = fmt.Sprintf("%s: %v per I/O, 1 direct reader", name, slowDelay)
+	f.subject = func() string { return name }
+	f.forbid = []actuator.Kind{actuator.DiskOverload}
+	f.start = func() error { d.SetDelay(slowDelay); return nil }
+	return nil
+}
+
+// diskOverload: a healthy drive (overloadDelay per request, whatever the
+// load) behind a short queue, driven by many synchronous readers:
+// disk_overload, never slow_drive.
+func diskOverload(ctx context.Context, e *env, f *fault) error {
+	d, err := faults.NewSlowDisk(e.sc.disks(), 256<<20, overloadDelay)
+	if err != nil {
+		return err
+	}
+	f.cleanup = append(f.cleanup, func() { d.Close() })
+	if err := d.SetScheduler("mq-deadline"); err != nil {
+		return err
+	}
+	if err := d.SetNrRequests(overloadNrRequests); err != nil {
+		return err
+	}
+	// A few reads before the onset, so the probes know the device from the
+	// first window on.
+	stop, err := readers(d.Device(), 1)
+	if err != nil {
+		return err
+	}
+	time.Sleep(100 * time.Millisecond)
+	stop()
+	name := d.Name()
+	f.desc = fmt.Sprintf("%s: %v per I/O, %d direct readers, nr_requests %d", name, overloadDelay, overloadReaders, overloadNrRequests)
+	f.subject = func() string { return name }
+	f.forbid = []actuator.Kind{actuator.SlowDrive}
+	f.start = func() error {
+		stop, err := readers(d.Device(), overloadReaders)
+		if err != nil {
+			return err
+		}
+		f.cleanup = append(f.cleanup, stop)
+		return nil
+	}
+	return nil
+}
+
+// cpuOverload: three CPU hogs per CPU in the drill's cgroup, the target.
+func cpuOverload(ctx context.Context, e *env, f *fault) error {
+	n := 3 * runtime.NumCPU()
+	f.desc = fmt.Sprintf("%d CPU hogs on %d CPUs in cgroup %s", n, runtime.NumCPU(), e.cgRel)
+	f.subject = func() string { return diagnose.Node }
+	f.start = func() error {
+		for range n {
+			if _, err := e.sc.startHelper(e.cgDir, "cpu"); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return nil
+}
+
+// memoryStall: a process in the target cgroup maps a slow disk and touches
+// its pages at random, so its page faults wait for the disk.
+func memoryStall(ctx context.Context, e *env, f *fault) error {
+	d, err := faults.NewSlowDisk(e.sc.disks(), 64<<20, stallDelay)
+	if err != nil {
+		return err
+	}
+	f.cleanup = append(f.cleanup, func() { d.Close() })
+	dev := d.Device()
+	f.desc = fmt.Sprintf("random page touches of %s mapped (%v per I/O) in cgroup %s", d.Name(), stallDelay, e.cgRel)
+	f.subject = func() string { return diagnose.Node }
+	f.start = func() error {
+		_, err := e.sc.startHelper(e.cgDir, "touch", dev)
+		return err
+	}
+	return nil
+}
+
+// queryOfDeath: a JVM in a GC spiral (jvm/javatest's HeapThrash, -Xmx64m)
+// in the target cgroup, watched with DrillThrash.
+func queryOfDeath(ctx context.Context, e *env, f *fault) error {
+	java, err := exec.LookPath("java")
+	if err != nil {
+		return errors.New("java not found on PATH: this drill runs a thrashing JVM; install a JDK (11 or later) or run the other drills")
+	}
+	if e.probes.jvm == nil {
+		p, err := probe.New(e.probes.logger, probe.Config{Targets: []targets.Target{{Name: targetName, Cgroup: e.cgRel}},
+			Scan: 500 * time.Millisecond, Thrash: DrillThrash})
+		if err != nil {
+			return fmt.Errorf("JVM probe: %w", err)
+		}
+		e.probes.jvm = p
+	}
+	src, err := javatest.Source("HeapThrash.java")
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(e.sc.dir, "java")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, "HeapThrash.java")
+	if err := os.WriteFile(path, src, 0o600); err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	pid := 0
+	f.desc = fmt.Sprintf("HeapThrash in a JVM (-Xmx64m) in cgroup %s, thrash bucket %v", e.cgRel, DrillThrash.Threshold)
+	f.subject = func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return "pid " + strconv.Itoa(pid)
+	}
+	f.match = func(s string) bool {
+		want := f.subject()
+		return s == want || strings.HasPrefix(s, want+" ")
+	}
+	f.start = func() error {
+		// Source-file mode (java 11+): no javac needed.
+		cmd := exec.Command(java, "-Xmx64m", path, "0")
+		if err := e.sc.start(cmd, e.cgDir); err != nil {
+			return err
+		}
+		mu.Lock()
+		pid = cmd.Process.Pid
+		mu.Unlock()
+		return nil
+	}
+	return nil
+}
+
+// readers starts n goroutines that each read random 4 KiB blocks of dev
+// with direct I/O, one at a time, until the returned stop is called, which
+// waits for them.
+func readers(dev string, n int) (stop func(), err error) {
+	fd, err := unix.Open(dev, unix.O_RDONLY|unix.O_DIRECT, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", dev, err)
+	}
+	size, err := unix.Seek(fd, 0, 2)
+	if err != nil || size < 1<<20 {
+		unix.Close(fd)
+		return nil, fmt.Errorf("size of %s: %d, %v", dev, size, err)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		// Ends when done is closed; a read under way finishes first.
+		go func() {
+			defer wg.Done()
+			// Page-aligned, as O_DIRECT wants.
+			buf, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+			if err != nil {
+				return
+			}
+			defer unix.Munmap(buf)
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				off := rand.Int64N(size/4096) * 4096
+				unix.Pread(fd, buf, off)
+			}
+		}()
+	}
+	return func() {
+		close(done)
+		wg.Wait()
+		unix.Close(fd)
+	}, nil
+}
