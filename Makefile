@@ -50,7 +50,7 @@ DEPS := \
 	openjdk-17-jdk-headless:javac \
 	e2fsprogs:mkfs.ext4
 
-.PHONY: help deps mounts build run test vet generate vmlinux check-generated bench-blockio bench-sched bench-jvm bench-manager test-manager test-manager-long fuzz vagrant-test clean
+.PHONY: help deps mounts build run test vet generate vmlinux check-generated bench-blockio bench-sched bench-jvm bench-manager bench-detect test-manager test-manager-long fuzz vagrant-test clean
 
 help:
 	@echo 'sudo make run         build and start the agent on the embedded default config (ARGS="..." adds flags)'
@@ -66,6 +66,7 @@ help:
 	@echo 'sudo make bench-jvm        a safepoint-heavy JVM: no tracer vs nerve (jvm probe), safepoints/s and BPF ns'
 	@echo 'sudo make test-manager     the manager under a nemesis (kills, pauses, partitions): $$NERVE_MANAGER_TEST_DURATION, default 60s'
 	@echo 'sudo make test-manager-long  the same for 10 minutes'
+	@echo 'sudo make bench-detect     every nerve drill (real faults, real probes and rules): time to detect per drill'
 	@echo '     make bench-manager    acquire/release latency and leader failover of a 3-replica manager on 127.0.0.1'
 	@echo '     make fuzz        every Fuzz target for $$FUZZTIME ($(FUZZTIME)) each'
 	@echo '     make vagrant-test     vagrant up, then the test/vm scenarios as root in every VM; summary in $(VAGRANT_TEST_OUT)'
@@ -149,6 +150,16 @@ test-manager-long:
 
 bench-manager: build
 	$(GO) run ./test/bench/manager -nerve bin/nerve $(BENCH_ARGS)
+
+# `nerve drill all --json` (internal/drill), then one table of its times to
+# detect, from each result's top-level fields; the status is the drill's.
+bench-detect: build mounts
+	@rc=0; bin/nerve drill all --json $(BENCH_ARGS) > bin/drill.json || rc=$$?; \
+	awk -F': ' '/^      "drill"/ {gsub(/[",]/, "", $$2); d = $$2; t[d] = "-"; r[d] = "FAIL"; n[++c] = d} \
+		/^      "time_to_detect_seconds"/ {gsub(/,/, "", $$2); t[d] = sprintf("%.1fs", $$2)} \
+		/^      "passed": true/ {r[d] = "ok"} \
+		END {printf "%-16s %-16s %s\n", "DRILL", "TIME TO DETECT", "RESULT"; for (i = 1; i <= c; i++) printf "%-16s %-16s %s\n", n[i], t[n[i]], r[n[i]]}' bin/drill.json; \
+	exit $$rc
 
 # `go test -list` prints a package's matching names, then its "ok <pkg>" line.
 fuzz:

@@ -99,9 +99,9 @@ func diskOverload(ctx context.Context, e *env, f *fault) error {
 	return nil
 }
 
-// cpuOverload: three CPU hogs per CPU in the drill's cgroup, the target.
+// cpuOverload: five CPU hogs per CPU in the drill's cgroup, the target.
 func cpuOverload(ctx context.Context, e *env, f *fault) error {
-	n := 3 * runtime.NumCPU()
+	n := 5 * runtime.NumCPU()
 	f.desc = fmt.Sprintf("%d CPU hogs on %d CPUs in cgroup %s", n, runtime.NumCPU(), e.cgRel)
 	f.subject = func() string { return diagnose.Node }
 	f.start = func() error {

@@ -148,22 +148,26 @@ func (s *scratch) makeCgroup() (rel, dir string, err error) {
 
 // killCgroup kills every process in the cgroup dir and waits until it is
 // empty.
+//
+// It does not write cgroup.kill: on Linux 6.18 a cgroup killed that way
+// once kills every later child born into it with CLONE_INTO_CGROUP (the
+// fork compares the kill sequence of the parent's cgroup with the
+// target's), so the next drill's processes would die at birth. The drills'
+// processes do not fork, so SIGKILL to each listed pid, repeated, empties it.
 func killCgroup(dir string) error {
-	// cgroup.kill (Linux 5.14) also gets processes forking as we read.
-	if err := os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0o644); err != nil {
-		for _, pid := range readLines(filepath.Join(dir, "cgroup.procs")) {
-			if n, err := strconv.Atoi(pid); err == nil {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pids := readLines(filepath.Join(dir, "cgroup.procs"))
+		if len(pids) == 0 {
+			return nil
+		}
+		for _, pid := range pids {
+			if n, err := strconv.Atoi(pid); err == nil && n != os.Getpid() {
 				syscall.Kill(n, syscall.SIGKILL)
 			}
 		}
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if len(readLines(filepath.Join(dir, "cgroup.procs"))) == 0 {
-			return nil
-		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("cgroup %s: processes still in it after SIGKILL", dir)
+			return fmt.Errorf("cgroup %s: processes still in it after SIGKILL: %v", dir, pids)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
