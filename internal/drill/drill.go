@@ -269,12 +269,13 @@ func (e *env) run(ctx context.Context, o Options, name string) (r Result) {
 	r = Result{Drill: name, Expected: d.expect, Entered: []string{}}
 	f := &fault{}
 	defer func() {
-		for i := len(f.cleanup) - 1; i >= 0; i-- {
-			f.cleanup[i]()
-		}
-		// Whatever the drill started in the cgroup goes with it.
+		// Whatever the drill started in the cgroup goes first: its
+		// processes hold the devices open.
 		if err := killCgroup(e.cgDir); err != nil && r.Error == "" {
 			r.Passed, r.Error = false, err.Error()
+		}
+		for i := len(f.cleanup) - 1; i >= 0; i-- {
+			f.cleanup[i]()
 		}
 		r.Took = time.Since(began)
 		if o.Progress != nil && o.Overwrite {

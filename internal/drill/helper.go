@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"sync"
 	"syscall"
 
@@ -24,6 +25,8 @@ const helperEnv = "NERVE_DRILL_HELPER"
 //
 // The helpers:
 //   - cpu: spins forever.
+//   - read PATH N: N threads each read random 4 KiB blocks of PATH (a block
+//     device) with direct I/O, one at a time, forever.
 //   - touch PATH: maps PATH (a block device) read-only and touches its pages
 //     at random, dropping them from the page cache as it goes, so that
 //     nearly every touch is a major fault that waits for the device.
@@ -35,6 +38,17 @@ func RunHelper() {
 	switch kind {
 	case "cpu":
 		spin()
+	case "read":
+		if len(os.Args) < 3 {
+			fmt.Fprintln(os.Stderr, "drill helper read: want PATH and a number of readers")
+			os.Exit(2)
+		}
+		n, err := strconv.Atoi(os.Args[2])
+		if err == nil {
+			err = read(os.Args[1], n)
+		}
+		fmt.Fprintf(os.Stderr, "drill helper read: %v\n", err)
+		os.Exit(1)
 	case "touch":
 		if len(os.Args) < 2 {
 			fmt.Fprintln(os.Stderr, "drill helper touch: no path")
@@ -117,6 +131,7 @@ func (s *scratch) start(cmd *exec.Cmd, cgDir string) error {
 		UseCgroupFD: true, CgroupFD: int(cg.Fd()),
 		Pdeathsig: syscall.SIGKILL, // see startLocked
 	}
+	cloexecFUSE()
 	if err := startLocked(cmd); err != nil {
 		return fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
@@ -162,4 +177,60 @@ func startLocked(cmd *exec.Cmd) error {
 	done := make(chan error, 1)
 	forker.reqs <- forkReq{cmd, done}
 	return <-done
+}
+
+// read runs n readers of random 4 KiB blocks of dev, with direct I/O, one
+// request at a time each, until the process is killed. The load runs in a
+// helper, never in the drill's own process: a thread waiting in the block
+// layer for a request the FUSE server of the same process should complete
+// would keep that process from ever exiting when it is killed.
+func read(dev string, n int) error {
+	fd, err := unix.Open(dev, unix.O_RDONLY|unix.O_DIRECT, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", dev, err)
+	}
+	size, err := unix.Seek(fd, 0, 2)
+	if err != nil || size < 1<<20 {
+		return fmt.Errorf("size of %s: %d, %v", dev, size, err)
+	}
+	errs := make(chan error, n)
+	for range n {
+		// Ends only on an error; the process ends with the drill.
+		go func() {
+			// Page-aligned, as O_DIRECT wants.
+			buf, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+			if err != nil {
+				errs <- err
+				return
+			}
+			for {
+				if _, err := unix.Pread(fd, buf, rand.Int64N(size/4096)*4096); err != nil {
+					errs <- fmt.Errorf("read %s: %w", dev, err)
+					return
+				}
+			}
+		}()
+	}
+	return <-errs
+}
+
+// cloexecFUSE marks this process's /dev/fuse descriptors close-on-exec. The
+// FUSE server's descriptor comes without the flag, so every child would
+// inherit it and keep the connection open: after the drill is killed, a
+// reader child stuck on the disk would then wait on a connection it holds
+// itself, for ever.
+func cloexecFUSE() {
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range fds {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd <= 2 {
+			continue
+		}
+		if t, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && t == "/dev/fuse" {
+			unix.CloseOnExec(fd)
+		}
+	}
 }

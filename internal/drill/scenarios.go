@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,11 +47,9 @@ func slowDisk(ctx context.Context, e *env, f *fault) error {
 		return err
 	}
 	f.cleanup = append(f.cleanup, func() { d.Close() })
-	stop, err := readers(d.Device(), 1)
-	if err != nil {
+	if _, err := e.sc.startHelper(e.cgDir, "read", d.Device(), "1"); err != nil {
 		return err
 	}
-	f.cleanup = append(f.cleanup, stop)
 	name := d.Name()
 	f.desc = fmt.Sprintf("%s: %v per I/O, 1 direct reader", name, slowDelay)
 	f.subject = func() string { return name }
@@ -76,25 +73,18 @@ func diskOverload(ctx context.Context, e *env, f *fault) error {
 	if err := d.SetNrRequests(overloadNrRequests); err != nil {
 		return err
 	}
-	// A few reads before the onset, so the probes know the device from the
+	// A read before the onset, so the probes know the device from the
 	// first window on.
-	stop, err := readers(d.Device(), 1)
-	if err != nil {
+	if err := readOnce(d.Device()); err != nil {
 		return err
 	}
-	time.Sleep(100 * time.Millisecond)
-	stop()
 	name := d.Name()
 	f.desc = fmt.Sprintf("%s: %v per I/O, %d direct readers, nr_requests %d", name, overloadDelay, overloadReaders, overloadNrRequests)
 	f.subject = func() string { return name }
 	f.forbid = []actuator.Kind{actuator.SlowDrive}
 	f.start = func() error {
-		stop, err := readers(d.Device(), overloadReaders)
-		if err != nil {
-			return err
-		}
-		f.cleanup = append(f.cleanup, stop)
-		return nil
+		_, err := e.sc.startHelper(e.cgDir, "read", d.Device(), strconv.Itoa(overloadReaders))
+		return err
 	}
 	return nil
 }
@@ -186,46 +176,20 @@ func queryOfDeath(ctx context.Context, e *env, f *fault) error {
 	return nil
 }
 
-// readers starts n goroutines that each read random 4 KiB blocks of dev
-// with direct I/O, one at a time, until the returned stop is called, which
-// waits for them.
-func readers(dev string, n int) (stop func(), err error) {
+// readOnce reads one 4 KiB block of dev with direct I/O.
+func readOnce(dev string) error {
 	fd, err := unix.Open(dev, unix.O_RDONLY|unix.O_DIRECT, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", dev, err)
+		return fmt.Errorf("open %s: %w", dev, err)
 	}
-	size, err := unix.Seek(fd, 0, 2)
-	if err != nil || size < 1<<20 {
-		unix.Close(fd)
-		return nil, fmt.Errorf("size of %s: %d, %v", dev, size, err)
+	defer unix.Close(fd)
+	buf, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	if err != nil {
+		return err
 	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		// Ends when done is closed; a read under way finishes first.
-		go func() {
-			defer wg.Done()
-			// Page-aligned, as O_DIRECT wants.
-			buf, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
-			if err != nil {
-				return
-			}
-			defer unix.Munmap(buf)
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				off := rand.Int64N(size/4096) * 4096
-				unix.Pread(fd, buf, off)
-			}
-		}()
+	defer unix.Munmap(buf)
+	if _, err := unix.Pread(fd, buf, 0); err != nil {
+		return fmt.Errorf("read %s: %w", dev, err)
 	}
-	return func() {
-		close(done)
-		wg.Wait()
-		unix.Close(fd)
-	}, nil
+	return nil
 }

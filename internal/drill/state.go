@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -101,6 +102,12 @@ func CleanupLeftovers(dir string) ([]string, error) {
 	}
 	var removed []string
 	var errs []error
+	// First: a FUSE server that died with its process may leave requests
+	// that never complete, and processes waiting for them (the drill's
+	// readers) that SIGKILL cannot end until they fail.
+	if err := abortFUSE(dir); err != nil {
+		errs = append(errs, err)
+	}
 	for _, p := range readLines(filepath.Join(dir, procsFile)) {
 		pid, st, ok := parseProc(p)
 		if !ok || pid == os.Getpid() || !alive(pid, st) {
@@ -256,4 +263,47 @@ func startTime(pid int) uint64 {
 	}
 	v, _ := strconv.ParseUint(f[19], 10, 64)
 	return v
+}
+
+// fusectl is where the kernel lists FUSE connections.
+const fusectl = "/sys/fs/fuse/connections"
+
+// abortFUSE aborts the connection of every FUSE mount under dir.
+func abortFUSE(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	var conns []string
+	for _, l := range readLines("/proc/self/mountinfo") {
+		f := strings.Fields(l)
+		sep := slices.Index(f, "-")
+		if sep < 0 || sep+1 >= len(f) || len(f) < 5 || !strings.HasPrefix(f[sep+1], "fuse") {
+			continue
+		}
+		if p := f[4]; p != abs && !strings.HasPrefix(p, abs+"/") {
+			continue
+		}
+		if _, minor, ok := strings.Cut(f[2], ":"); ok {
+			conns = append(conns, minor) // the connection is named after the device minor
+		}
+	}
+	if len(conns) == 0 {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(fusectl, "..")); err == nil {
+		if _, err := os.Stat(filepath.Join(fusectl, conns[0])); err != nil {
+			if err := syscall.Mount("fusectl", fusectl, "fusectl", 0, ""); err != nil && !errors.Is(err, syscall.EBUSY) {
+				return fmt.Errorf("mount fusectl: %w", err)
+			}
+		}
+	}
+	var errs []error
+	for _, c := range conns {
+		err := os.WriteFile(filepath.Join(fusectl, c, "abort"), []byte("1"), 0o200)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("abort FUSE connection %s: %w", c, err))
+		}
+	}
+	return errors.Join(errs...)
 }
