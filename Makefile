@@ -66,7 +66,7 @@ help:
 	@echo 'sudo make bench-jvm        a safepoint-heavy JVM: no tracer vs nerve (jvm probe), safepoints/s and BPF ns'
 	@echo 'sudo make test-manager     the manager under a nemesis (kills, pauses, partitions): $$NERVE_MANAGER_TEST_DURATION, default 60s'
 	@echo 'sudo make test-manager-long  the same for 10 minutes'
-	@echo 'sudo make bench-detect     every nerve drill (real faults, real probes and rules): time to detect per drill'
+	@echo 'sudo make bench-detect     every nerve drill, control and mixed case (real faults, probes and rules): time to detect'
 	@echo '     make bench-manager    acquire/release latency and leader failover of a 3-replica manager on 127.0.0.1'
 	@echo '     make fuzz        every Fuzz target for $$FUZZTIME ($(FUZZTIME)) each'
 	@echo '     make vagrant-test     vagrant up, then the test/vm scenarios as root in every VM; summary in $(VAGRANT_TEST_OUT)'
@@ -110,8 +110,15 @@ vet:
 
 # NERVE_REQUIRE_PRIVILEGED is left to the caller: .ci/run sets it, so a
 # privileged test that cannot run fails there and skips on a laptop.
+# The end-to-end packages make real faults and judge the whole machine (a
+# control scenario must see no diagnosis at all), so they run one package at
+# a time, after the others: a slow disk of one must not be the noise of
+# another.
+E2E_PKGS := ./internal/drill/... ./test/... ./dashboards/...
+
 test: deps mounts vet
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v -e '/internal/drill' -e '/test/' -e '/dashboards')
+	$(GO) test -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(E2E_PKGS)
 
 generate:
 	@command -v "$(BPF2GO_CC)" >/dev/null || { echo "generate: $(BPF2GO_CC) not found; run 'sudo make deps'" >&2; exit 1; }
@@ -154,11 +161,11 @@ bench-manager: build
 # `nerve drill all --json` (internal/drill), then one table of its times to
 # detect, from each result's top-level fields; the status is the drill's.
 bench-detect: build mounts
-	@rc=0; bin/nerve drill all --json $(BENCH_ARGS) > bin/drill.json || rc=$$?; \
+	@rc=0; bin/nerve drill scenarios --json $(BENCH_ARGS) > bin/drill.json || rc=$$?; \
 	awk -F': ' '/^      "drill"/ {gsub(/[",]/, "", $$2); d = $$2; t[d] = "-"; r[d] = "FAIL"; n[++c] = d} \
 		/^      "time_to_detect_seconds"/ {gsub(/,/, "", $$2); t[d] = sprintf("%.1fs", $$2)} \
 		/^      "passed": true/ {r[d] = "ok"} \
-		END {printf "%-16s %-16s %s\n", "DRILL", "TIME TO DETECT", "RESULT"; for (i = 1; i <= c; i++) printf "%-16s %-16s %s\n", n[i], t[n[i]], r[n[i]]}' bin/drill.json; \
+		END {printf "%-24s %-16s %s\n", "SCENARIO", "TIME TO DETECT", "RESULT"; for (i = 1; i <= c; i++) printf "%-24s %-16s %s\n", n[i], t[n[i]], r[n[i]]}' bin/drill.json; \
 	exit $$rc
 
 # `go test -list` prints a package's matching names, then its "ok <pkg>" line.

@@ -55,9 +55,15 @@ type Sample struct {
 type DeviceSample struct {
 	ServiceIdleP99 float64 // service time p99 at in-flight 0: the drive's own latency
 	ServiceIdleN   uint64  // requests behind it
-	ServiceP99     float64 // service time p99 at any depth
-	QueueP99       float64 // queue time p99
-	IOPS           float64
+	// ServiceShallowP99 is the service time p99 of requests issued with 1
+	// to 3 others in flight: the drive's latency when it is never idle
+	// (saturated, every request issued behind others). It stands in for
+	// ServiceIdleP99 when that has too few requests.
+	ServiceShallowP99 float64
+	ServiceShallowN   uint64
+	ServiceP99        float64 // service time p99 at any depth
+	QueueP99          float64 // queue time p99
+	IOPS              float64
 }
 
 // JVMSample is one JVM over the window.
@@ -79,11 +85,14 @@ type CanaryResult struct {
 type Diagnosis struct {
 	Kind    Kind
 	Subject string // the device, the JVM ("pid 1234 (cassandra)"), the mount, or "node"
-	Since   time.Time
+	// Since is when the rule entered.
+	Since time.Time
 	// Evidence is the call-to-action: the figures, the thresholds and the
 	// durations that made the rule enter.
 	Evidence []Evidence
-	Context  map[string]float64
+	// Context is what the node looked like when the rule entered (CPU use,
+	// PSI, memory, IOPS): never a reason to act on its own.
+	Context map[string]float64
 }
 
 // Evidence is one figure against its goal.
@@ -91,7 +100,7 @@ type Evidence struct {
 	Signal    string  // e.g. "disk.service_idle_p99{device=sdb}"
 	Value     float64 // seconds, a fraction, or a count, as Unit says
 	Unit      string
-	Threshold float64
+	Threshold float64       // the goal Value was held against, in the same unit
 	For       time.Duration // how long it has held
 }
 

@@ -86,16 +86,25 @@ func (e *Engine) Step(s actuator.Sample) []Change {
 	slowEnter, _ := g.Disk.ServiceIdleP99.Levels()
 	for name, d := range s.Devices {
 		labels := "{device=" + name + "}"
-		idle := d.ServiceIdleP99
-		if d.ServiceIdleN < g.Disk.ServiceIdleP99.MinRequests {
+		// The drive's own latency: service time at in-flight 0. A drive
+		// that is never idle in the window (saturated: every request
+		// issued behind others) is judged by its service time at 1-3 in
+		// flight instead, so that a slow drive under heavy load is still
+		// seen as slow, not as merely overloaded.
+		idle, idleN, idleSignal := d.ServiceIdleP99, d.ServiceIdleN, "disk.service_idle"
+		minReq := g.Disk.ServiceIdleP99.MinRequests
+		if idleN < minReq && d.ServiceShallowN >= minReq {
+			idle, idleN, idleSignal = d.ServiceShallowP99, d.ServiceShallowN, "disk.service_inflight_1to3"
+		}
+		if idleN < minReq {
 			idle = math.NaN() // too few requests to judge the drive by
 		}
 		add(e.step(s, reading{
 			key:    key{actuator.SlowDrive, name},
-			signal: "disk.service_idle_p99" + labels, unit: "seconds",
+			signal: idleSignal + "_p99" + labels, unit: "seconds",
 			value: idle, goal: limitsOf(g.Disk.ServiceIdleP99.Rule),
-			extra: []actuator.Evidence{{Signal: "disk.service_idle_requests" + labels, Value: float64(d.ServiceIdleN),
-				Unit: "count", Threshold: float64(g.Disk.ServiceIdleP99.MinRequests)}},
+			extra: []actuator.Evidence{{Signal: idleSignal + "_requests" + labels, Value: float64(idleN),
+				Unit: "count", Threshold: float64(minReq)}},
 		}))
 
 		// Queue time counts towards disk_overload only while the drive's
@@ -108,7 +117,7 @@ func (e *Engine) Step(s actuator.Sample) []Change {
 			value: d.QueueP99, goal: limitsOf(g.Disk.QueueP99),
 		}
 		if !math.IsNaN(idle) {
-			r.extra = []actuator.Evidence{{Signal: "disk.service_idle_p99" + labels, Value: idle, Unit: "seconds", Threshold: slowEnter}}
+			r.extra = []actuator.Evidence{{Signal: idleSignal + "_p99" + labels, Value: idle, Unit: "seconds", Threshold: slowEnter}}
 			if idle >= slowEnter && !(d.QueueP99 < r.goal.exit) {
 				r.value = math.NaN()
 			}

@@ -50,6 +50,18 @@ func disk(idleMs float64, n uint64, queueMs float64) func(int) actuator.Sample {
 	}
 }
 
+// saturated is sdb never idle: n requests issued at 1-3 in flight, with
+// that service time, and its queue time, in milliseconds.
+func saturated(shallowMs float64, n uint64, queueMs float64) func(int) actuator.Sample {
+	return func(sec int) actuator.Sample {
+		return actuator.Sample{At: at(sec), RunQueueP99: nan, PageFaultStallP99: nan,
+			Devices: map[string]actuator.DeviceSample{"sdb": {
+				ServiceIdleP99: nan, ServiceShallowP99: ms(shallowMs), ServiceShallowN: n,
+				ServiceP99: ms(shallowMs + queueMs), QueueP99: ms(queueMs),
+			}}}
+	}
+}
+
 func node(runqMs, faultMs float64) func(int) actuator.Sample {
 	return func(sec int) actuator.Sample {
 		return actuator.Sample{At: at(sec), RunQueueP99: ms(runqMs), PageFaultStallP99: ms(faultMs)}
@@ -149,6 +161,26 @@ func TestTraces(t *testing.T) {
 			samples: alternate(0, 300, disk(80, 50, 400), disk(nan, 3, 400)),
 			want:    []string{"30s +slow_drive sdb", "35s +disk_overload sdb"},
 			active:  []actuator.Kind{actuator.SlowDrive, actuator.DiskOverload},
+		},
+		{
+			// Never idle: the drive is judged at 1-3 in flight, and its
+			// queue is its own fault.
+			name:    "saturated slow drive",
+			samples: every(0, 300, saturated(80, 500, 400)),
+			want:    []string{"30s +slow_drive sdb"},
+			active:  []actuator.Kind{actuator.SlowDrive},
+		},
+		{
+			name:    "saturated healthy drive",
+			samples: every(0, 300, saturated(4, 500, 400)),
+			want:    []string{"30s +disk_overload sdb"},
+			active:  []actuator.Kind{actuator.DiskOverload},
+		},
+		{
+			name:    "saturated, too few requests at 1-3 in flight either",
+			samples: every(0, 300, saturated(80, 19, 400)),
+			want:    []string{"30s +disk_overload sdb"},
+			active:  []actuator.Kind{actuator.DiskOverload},
 		},
 		{
 			name: "spike shorter than the window",

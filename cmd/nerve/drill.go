@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -30,8 +32,11 @@ func addDrillCommand(app *kingpin.Application) *drillCLI {
 		"run the real probes and rules in advise mode, and report the diagnosis, the action and the time to detect. "+
 		"Exit status 0 only when every diagnosis matched.")
 	return &drillCLI{
-		names: c.Arg("drill", "slow-disk, disk-overload, cpu-overload, memory-stall, query-of-death or all.").
-			Required().Enums(append([]string{"all"}, drill.Names...)...),
+		names: c.Arg("drill", "Drills: "+strings.Join(drill.Names, ", ")+"; all runs them all. "+
+			"Controls (a healthy busy machine: no diagnosis may enter): "+strings.Join(drill.Controls, ", ")+". "+
+			"Mixed cases (two faults at once, each told apart): "+strings.Join(drill.Mixed, ", ")+". "+
+			"scenarios runs drills, controls and mixed cases.").
+			Required().Enums(slices.Concat([]string{"all", "scenarios"}, drill.Scenarios)...),
 		json:    c.Flag("json", "Print the report as JSON.").Bool(),
 		scratch: c.Flag("scratch", "Scratch directory: what the drill makes, and its records for cleaning up after a crash.").Default(drill.DefaultScratch).String(),
 	}

@@ -139,15 +139,18 @@ func (s *sampler) sample(ctx context.Context, now time.Time) actuator.Sample {
 
 // deviceWindow is one disk over the window between two readings.
 func deviceWindow(prev, cur blockio.DeviceStats, dt float64) actuator.DeviceSample {
-	var idle, all, queue histogram.Hist
+	var idle, shallow, all, queue histogram.Hist
 	var reqs uint64
 	for op := range cur.Ops {
 		c, p := &cur.Ops[op], &prev.Ops[op]
 		for cl := range c.Service {
 			w := sub(c.Service[cl], p.Service[cl])
 			all.Add(&w)
-			if cl == int(blockio.Inflight0) {
+			switch cl {
+			case int(blockio.Inflight0):
 				idle.Add(&w)
+			case int(blockio.Inflight1to3):
+				shallow.Add(&w)
 			}
 		}
 		q := sub(c.Queue, p.Queue)
@@ -155,10 +158,12 @@ func deviceWindow(prev, cur blockio.DeviceStats, dt float64) actuator.DeviceSamp
 		reqs += c.Requests - p.Requests
 	}
 	ds := actuator.DeviceSample{
-		ServiceIdleP99: idle.Quantile(0.99) / 1e9,
-		ServiceIdleN:   idle.Count(),
-		ServiceP99:     all.Quantile(0.99) / 1e9,
-		QueueP99:       queue.Quantile(0.99) / 1e9,
+		ServiceIdleP99:    idle.Quantile(0.99) / 1e9,
+		ServiceIdleN:      idle.Count(),
+		ServiceShallowP99: shallow.Quantile(0.99) / 1e9,
+		ServiceShallowN:   shallow.Count(),
+		ServiceP99:        all.Quantile(0.99) / 1e9,
+		QueueP99:          queue.Quantile(0.99) / 1e9,
 	}
 	if dt > 0 {
 		ds.IOPS = float64(reqs) / dt

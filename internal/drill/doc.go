@@ -4,6 +4,19 @@
 // the expected diagnosis, which action it would take, and how long detection
 // took from the fault's onset.
 //
+// # Scenarios
+//
+// Besides the drills (Names, one fault each), two kinds of scenario check
+// that nerve tells things apart:
+//   - Controls (Controls): a busy, healthy machine (a healthy drive under
+//     readers and page faults, a busy JVM, CPU load below the CPU count).
+//     A control passes only when no diagnosis at all enters during its run
+//     (controlFor), on any subject.
+//   - Mixed cases (Mixed): two things wrong at once. A slow drive that is
+//     also saturated must be slow_drive (replace it), never disk_overload;
+//     a slow drive while the CPUs are overloaded must give slow_drive on the
+//     drive and cpu_overload on the node, and not disk_overload.
+//
 // # What a drill touches
 //
 // Only what it makes itself, all recorded under the scratch directory
@@ -12,7 +25,8 @@
 // cgroup2 root, and the processes it starts (CPU hogs and a page toucher,
 // which are this binary run again as helpers, see RunHelper, and a JVM). It
 // never reads or writes the operator's disks or processes; the probes watch
-// only the drill's devices, cgroup and JVM for the verdict.
+// only the drill's devices, cgroup and JVM for the verdict (a control's
+// verdict is the whole node's: nothing may enter anywhere).
 //
 // # Promises
 //

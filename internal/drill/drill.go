@@ -35,8 +35,25 @@ const drillFor = time.Second
 // drillTimeout bounds one drill from the fault's onset.
 const drillTimeout = 60 * time.Second
 
-// Names lists the drills in the order `all` runs them.
+// Names lists the drills in the order `all` runs them: one fault each.
 var Names = []string{"slow-disk", "disk-overload", "cpu-overload", "memory-stall", "query-of-death"}
+
+// Controls are scenarios with no fault: a busy but healthy machine, on
+// which nerve must reach no diagnosis at all.
+var Controls = []string{"healthy-busy"}
+
+// Mixed are scenarios with two things wrong at once, where each must be
+// told apart: a slow drive that is also overloaded must be diagnosed slow
+// (replace it), not merely overloaded (shed load).
+var Mixed = []string{"overloaded-slow-disk", "slow-disk-cpu-overload"}
+
+// Scenarios lists every name Expand accepts besides "all", in the order
+// `scenarios` runs them.
+var Scenarios = slices.Concat(Names, Controls, Mixed)
+
+// controlFor is how long a control scenario watches for a diagnosis that
+// must not come: fifteen windows.
+const controlFor = 30 * time.Second
 
 // targetName is the target the drills' cgroup is watched as.
 const targetName = "nerve-drill"
@@ -72,11 +89,17 @@ type Options struct {
 
 // Result is one drill's outcome.
 type Result struct {
-	Drill    string        `json:"drill"`
-	Fault    string        `json:"fault"` // what was done, on what
-	Expected actuator.Kind `json:"expected"`
+	Drill string `json:"drill"`
+	Fault string `json:"fault"` // what was done, on what
+	// Expected is the diagnosis the drill is about; none for a control,
+	// which passes when nothing enters for its whole run.
+	Expected actuator.Kind `json:"expected,omitempty"`
 	Subject  string        `json:"subject"`           // where the diagnosis was expected
 	Reached  actuator.Kind `json:"reached,omitempty"` // the expected kind when reached, else the first other kind on the subject
+	// AlsoExpected are the other diagnoses a mixed scenario must reach,
+	// "kind on subject"; AlsoReached those that were.
+	AlsoExpected []string `json:"also_expected,omitempty"`
+	AlsoReached  []string `json:"also_reached,omitempty"`
 	// Entered is every diagnosis that entered during the drill, "kind on
 	// subject", in order.
 	Entered []string `json:"entered"`
@@ -108,10 +131,12 @@ func Expand(names []string) ([]string, error) {
 		switch {
 		case n == "all":
 			out = append(out, Names...)
-		case slices.Contains(Names, n):
+		case n == "scenarios":
+			out = append(out, Scenarios...)
+		case slices.Contains(Scenarios, n):
 			out = append(out, n)
 		default:
-			return nil, fmt.Errorf("unknown drill %q: want one of %v or all", n, Names)
+			return nil, fmt.Errorf("unknown drill %q: want one of %v, all (the drills) or scenarios (drills, controls and mixed cases)", n, Scenarios)
 		}
 	}
 	if len(out) == 0 {
@@ -204,9 +229,23 @@ func startProbes(logger *slog.Logger, cgRel string) (ps *probeSet, err error) {
 	if ps.pf, err = pagefault.New(logger, pagefault.Config{Targets: tg, Refresh: 500 * time.Millisecond}); err != nil {
 		return nil, fmt.Errorf("page-fault probe: %w", err)
 	}
-	// The JVM probe is started by the query-of-death drill, as it is the
-	// only one that needs it and it needs java.
+	// The JVM probe is started by the scenarios that run a JVM, as only
+	// they need it and it needs java.
 	return ps, nil
+}
+
+// startJVM starts the JVM probe when it is not running yet.
+func (e *env) startJVM() error {
+	if e.probes.jvm != nil {
+		return nil
+	}
+	p, err := probe.New(e.probes.logger, probe.Config{Targets: []targets.Target{{Name: targetName, Cgroup: e.cgRel}},
+		Scan: 500 * time.Millisecond, Thrash: DrillThrash})
+	if err != nil {
+		return fmt.Errorf("JVM probe: %w", err)
+	}
+	e.probes.jvm = p
+	return nil
 }
 
 func (ps *probeSet) close() {
@@ -245,7 +284,15 @@ type fault struct {
 	match   func(subject string) bool // nil: subject() exactly
 	start   func() error              // the fault's onset
 	forbid  []actuator.Kind           // kinds that must not enter on the subject
+	also    []want                    // further diagnoses a mixed scenario must reach
 	cleanup []func()                  // run in reverse order
+}
+
+// want is a further diagnosis a scenario expects.
+type want struct {
+	kind    actuator.Kind
+	subject func() string
+	forbid  []actuator.Kind // kinds that must not enter on the subject
 }
 
 // drills makes each drill's fault.
@@ -258,6 +305,11 @@ var drills = map[string]struct {
 	"cpu-overload":   {actuator.CPUOverload, cpuOverload},
 	"memory-stall":   {actuator.MemoryStall, memoryStall},
 	"query-of-death": {actuator.QueryOfDeath, queryOfDeath},
+
+	"healthy-busy": {"", healthyBusy},
+
+	"overloaded-slow-disk":   {actuator.SlowDrive, overloadedSlowDisk},
+	"slow-disk-cpu-overload": {actuator.SlowDrive, slowDiskCPUOverload},
 }
 
 // run runs one drill: makes the fault, starts it, steps the rules every
@@ -330,18 +382,41 @@ func (e *env) run(ctx context.Context, o Options, name string) (r Result) {
 		return fail("start the fault: %v", err)
 	}
 	onset := time.Now()
-	progress("%s: fault on, waiting for %s", f.desc, d.expect)
+	control := d.expect == ""
+	waitingFor := string(d.expect)
+	if control {
+		waitingFor = fmt.Sprintf("no diagnosis for %v", controlFor)
+	}
+	for _, w := range f.also {
+		r.AlsoExpected = append(r.AlsoExpected, fmt.Sprintf("%s on %s", w.kind, w.subject()))
+		waitingFor += " and " + string(w.kind)
+	}
+	progress("%s: fault on, waiting for %s", f.desc, waitingFor)
 	t := time.NewTicker(Tick)
 	defer t.Stop()
-	timeout := time.NewTimer(drillTimeout)
+	limit := drillTimeout
+	if control {
+		limit = controlFor
+	}
+	timeout := time.NewTimer(limit)
 	defer timeout.Stop()
+	reached := false                         // the main diagnosis
+	alsoReached := make([]bool, len(f.also)) // by f.also's index
+	done := func() bool { return reached && !slices.Contains(alsoReached, false) }
 	for {
 		select {
 		case <-ctx.Done():
 			return fail("interrupted")
 		case <-timeout.C:
 			r.Subject = f.subject()
-			return fail("%s not diagnosed on %s within %v of the fault's onset", d.expect, r.Subject, drillTimeout)
+			if control {
+				r.Passed = true
+				return r
+			}
+			if !reached {
+				return fail("%s not diagnosed on %s within %v of the fault's onset", d.expect, r.Subject, drillTimeout)
+			}
+			return fail("not every diagnosis reached within %v of the fault's onset: want %v, reached %v", drillTimeout, r.AlsoExpected, r.AlsoReached)
 		case now := <-t.C:
 			s := sampler.Sample(ctx, now)
 			o.Logger.Debug("sample", "drill", name, "since_onset", now.Sub(onset), "devices", s.Devices,
@@ -357,7 +432,24 @@ func (e *env) run(ctx context.Context, o Options, name string) (r Result) {
 					continue
 				}
 				dg := c.Diagnosis
-				r.Entered = append(r.Entered, fmt.Sprintf("%s on %s", dg.Kind, dg.Subject))
+				entered := fmt.Sprintf("%s on %s", dg.Kind, dg.Subject)
+				r.Entered = append(r.Entered, entered)
+				if control {
+					r.Reached, r.Subject = dg.Kind, dg.Subject
+					return fail("%s entered: a healthy machine must get no diagnosis at all", entered)
+				}
+				for i, w := range f.also {
+					if dg.Subject != w.subject() {
+						continue
+					}
+					if slices.Contains(w.forbid, dg.Kind) {
+						return fail("%s entered: nerve would take the wrong action", entered)
+					}
+					if dg.Kind == w.kind && !alsoReached[i] {
+						alsoReached[i] = true
+						r.AlsoReached = append(r.AlsoReached, entered)
+					}
+				}
 				if !matches(dg.Subject) {
 					continue // the rest of the node: not the drill's business
 				}
@@ -365,18 +457,21 @@ func (e *env) run(ctx context.Context, o Options, name string) (r Result) {
 					r.Reached, r.Subject = dg.Kind, dg.Subject
 					return fail("%s entered on %s: nerve would take the wrong action", dg.Kind, dg.Subject)
 				}
-				if dg.Kind != d.expect {
+				if dg.Kind != d.expect || reached {
 					continue
 				}
+				reached = true
 				r.Reached, r.Subject = dg.Kind, dg.Subject
-				r.TimeToDetect = now.Sub(onset)
-				r.Seconds = r.TimeToDetect.Seconds()
 				plan, err := lad.Decide(dg, now)
 				r.Plan = &plan
 				r.Action, r.Rung, r.Mode = plan.Action.Name, plan.Rung, plan.Mode
 				if err != nil {
 					return fail("ladder: %v", err)
 				}
+			}
+			if !control && done() {
+				r.TimeToDetect = now.Sub(onset)
+				r.Seconds = r.TimeToDetect.Seconds()
 				r.Passed = true
 				return r
 			}
@@ -384,7 +479,7 @@ func (e *env) run(ctx context.Context, o Options, name string) (r Result) {
 			if len(r.Entered) > 0 {
 				seen = r.Entered[len(r.Entered)-1]
 			}
-			progress("%s: %4.0fs since onset, waiting for %s; seen: %s", f.desc, now.Sub(onset).Seconds(), d.expect, seen)
+			progress("%s: %4.0fs since onset, waiting for %s; seen: %s", f.desc, now.Sub(onset).Seconds(), waitingFor, seen)
 		}
 	}
 }

@@ -131,7 +131,6 @@ func (s *scratch) start(cmd *exec.Cmd, cgDir string) error {
 		UseCgroupFD: true, CgroupFD: int(cg.Fd()),
 		Pdeathsig: syscall.SIGKILL, // see startLocked
 	}
-	cloexecFUSE()
 	if err := startLocked(cmd); err != nil {
 		return fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
@@ -212,25 +211,4 @@ func read(dev string, n int) error {
 		}()
 	}
 	return <-errs
-}
-
-// cloexecFUSE marks this process's /dev/fuse descriptors close-on-exec. The
-// FUSE server's descriptor comes without the flag, so every child would
-// inherit it and keep the connection open: after the drill is killed, a
-// reader child stuck on the disk would then wait on a connection it holds
-// itself, for ever.
-func cloexecFUSE() {
-	fds, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return
-	}
-	for _, e := range fds {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil || fd <= 2 {
-			continue
-		}
-		if t, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && t == "/dev/fuse" {
-			unix.CloseOnExec(fd)
-		}
-	}
 }

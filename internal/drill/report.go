@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -24,11 +25,19 @@ func (r *Report) WriteText(w io.Writer) error {
 		if res.Passed {
 			took = res.TimeToDetect.Round(100 * time.Millisecond).String()
 		}
+		expected := string(res.Expected)
+		if expected == "" {
+			expected = "none (control)"
+			took = "-"
+		}
+		for _, a := range res.AlsoExpected {
+			expected += " + " + strings.SplitN(a, " ", 2)[0]
+		}
 		verdict := "ok"
 		if !res.Passed {
 			verdict = "FAIL"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", res.Drill, res.Expected, reached, orDash(res.Subject), action, took, verdict)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", res.Drill, expected, reached, orDash(res.Subject), action, took, verdict)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -37,6 +46,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(w, "\n%s: %s\n", res.Drill, orDash(res.Fault))
 		if res.Error != "" {
 			fmt.Fprintf(w, "  failed: %s\n", res.Error)
+		}
+		if len(res.AlsoExpected) > 0 {
+			fmt.Fprintf(w, "  also expected: %v, reached: %v\n", res.AlsoExpected, res.AlsoReached)
 		}
 		if len(res.Entered) > 0 {
 			fmt.Fprintf(w, "  entered: %v\n", res.Entered)

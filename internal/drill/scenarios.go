@@ -19,8 +19,6 @@ import (
 	"github.com/nervehq/nerve/actuator/diagnose"
 	"github.com/nervehq/nerve/internal/faults"
 	"github.com/nervehq/nerve/jvm/javatest"
-	"github.com/nervehq/nerve/jvm/probe"
-	"github.com/nervehq/nerve/probes/targets"
 )
 
 // The faults' settings.
@@ -130,24 +128,11 @@ func queryOfDeath(ctx context.Context, e *env, f *fault) error {
 	if err != nil {
 		return errors.New("java not found on PATH: this drill runs a thrashing JVM; install a JDK (11 or later) or run the other drills")
 	}
-	if e.probes.jvm == nil {
-		p, err := probe.New(e.probes.logger, probe.Config{Targets: []targets.Target{{Name: targetName, Cgroup: e.cgRel}},
-			Scan: 500 * time.Millisecond, Thrash: DrillThrash})
-		if err != nil {
-			return fmt.Errorf("JVM probe: %w", err)
-		}
-		e.probes.jvm = p
+	if err := e.startJVM(); err != nil {
+		return err
 	}
-	src, err := javatest.Source("HeapThrash.java")
+	path, err := e.javaSource("HeapThrash.java")
 	if err != nil {
-		return err
-	}
-	dir := filepath.Join(e.sc.dir, "java")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	path := filepath.Join(dir, "HeapThrash.java")
-	if err := os.WriteFile(path, src, 0o600); err != nil {
 		return err
 	}
 	var mu sync.Mutex
@@ -171,6 +156,144 @@ func queryOfDeath(ctx context.Context, e *env, f *fault) error {
 		mu.Lock()
 		pid = cmd.Process.Pid
 		mu.Unlock()
+		return nil
+	}
+	return nil
+}
+
+// javaSource writes jvm/javatest's program name into the scratch directory
+// and returns its path, to be run in source-file mode (java 11+: no javac).
+func (e *env) javaSource(name string) (string, error) {
+	src, err := javatest.Source(name)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(e.sc.dir, "java")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, src, 0o600); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// healthyBusy, a control: the machine works on every front nerve watches,
+// within its goals. A healthy drive (overloadDelay) under four direct
+// readers, page faults served by it, a healthy busy JVM when java is
+// installed, and CPU hogs to bring the load to about one less than the
+// CPUs: busy, nothing wrong, so no diagnosis may enter.
+func healthyBusy(ctx context.Context, e *env, f *fault) error {
+	d, err := faults.NewSlowDisk(e.sc.disks(), 256<<20, overloadDelay)
+	if err != nil {
+		return err
+	}
+	f.cleanup = append(f.cleanup, func() { d.Close() })
+	if err := readOnce(d.Device()); err != nil {
+		return err
+	}
+	java, _ := exec.LookPath("java")
+	var busy string
+	if java != "" {
+		if err := e.startJVM(); err != nil {
+			return err
+		}
+		if busy, err = e.javaSource("Busy.java"); err != nil {
+			return err
+		}
+	}
+	hogs := runtime.NumCPU() - 1
+	if java != "" {
+		hogs-- // the JVM's worker
+	}
+	hogs = max(hogs, 0)
+	f.desc = fmt.Sprintf("healthy %s (%v per I/O) under 4 direct readers and page faults, %d CPU hogs on %d CPUs", d.Name(), overloadDelay, hogs, runtime.NumCPU())
+	if java != "" {
+		f.desc += ", a busy JVM (1 worker)"
+	}
+	f.desc += " in cgroup " + e.cgRel
+	f.subject = func() string { return "the whole node" }
+	f.start = func() error {
+		if _, err := e.sc.startHelper(e.cgDir, "read", d.Device(), "4"); err != nil {
+			return err
+		}
+		if _, err := e.sc.startHelper(e.cgDir, "touch", d.Device()); err != nil {
+			return err
+		}
+		for range hogs {
+			if _, err := e.sc.startHelper(e.cgDir, "cpu"); err != nil {
+				return err
+			}
+		}
+		if java != "" {
+			return e.sc.start(exec.Command(java, "-Xmx256m", busy, "3600", "1"), e.cgDir)
+		}
+		return nil
+	}
+	return nil
+}
+
+// overloadedSlowDisk, mixed: a drive as slow as slow-disk's, driven as hard
+// as disk-overload's. It is never idle, and its queue is long; the queue is
+// the slow drive's doing, so nerve must say slow_drive (replace it), never
+// disk_overload (shed load, which would not help).
+func overloadedSlowDisk(ctx context.Context, e *env, f *fault) error {
+	d, err := faults.NewSlowDisk(e.sc.disks(), 256<<20, overloadDelay)
+	if err != nil {
+		return err
+	}
+	f.cleanup = append(f.cleanup, func() { d.Close() })
+	if err := d.SetScheduler("mq-deadline"); err != nil {
+		return err
+	}
+	if err := d.SetNrRequests(overloadNrRequests); err != nil {
+		return err
+	}
+	if err := readOnce(d.Device()); err != nil {
+		return err
+	}
+	name := d.Name()
+	f.desc = fmt.Sprintf("%s: %v per I/O, %d direct readers, nr_requests %d", name, slowDelay, overloadReaders, overloadNrRequests)
+	f.subject = func() string { return name }
+	f.forbid = []actuator.Kind{actuator.DiskOverload}
+	f.start = func() error {
+		d.SetDelay(slowDelay)
+		_, err := e.sc.startHelper(e.cgDir, "read", d.Device(), strconv.Itoa(overloadReaders))
+		return err
+	}
+	return nil
+}
+
+// slowDiskCPUOverload, mixed: a slow drive under light load while the CPUs
+// are overloaded. Both must be seen, each on its own subject: slow_drive
+// on the drive (not disk_overload: its readers wait for a CPU, not for the
+// drive), cpu_overload on the node.
+func slowDiskCPUOverload(ctx context.Context, e *env, f *fault) error {
+	d, err := faults.NewSlowDisk(e.sc.disks(), 64<<20, 0)
+	if err != nil {
+		return err
+	}
+	f.cleanup = append(f.cleanup, func() { d.Close() })
+	if err := readOnce(d.Device()); err != nil {
+		return err
+	}
+	name := d.Name()
+	n := 5 * runtime.NumCPU()
+	f.desc = fmt.Sprintf("%s: %v per I/O, 2 direct readers; %d CPU hogs on %d CPUs in cgroup %s", name, slowDelay, n, runtime.NumCPU(), e.cgRel)
+	f.subject = func() string { return name }
+	f.forbid = []actuator.Kind{actuator.DiskOverload}
+	f.also = []want{{kind: actuator.CPUOverload, subject: func() string { return diagnose.Node }}}
+	f.start = func() error {
+		d.SetDelay(slowDelay)
+		if _, err := e.sc.startHelper(e.cgDir, "read", d.Device(), "2"); err != nil {
+			return err
+		}
+		for range n {
+			if _, err := e.sc.startHelper(e.cgDir, "cpu"); err != nil {
+				return err
+			}
+		}
 		return nil
 	}
 	return nil

@@ -342,6 +342,39 @@ func TestSlowDiskData(t *testing.T) {
 	})
 }
 
+// A child started after the mount must not inherit the FUSE connection: a
+// child stuck on the disk would otherwise keep it open after we die.
+func TestSlowDiskFUSECloseOnExec(t *testing.T) {
+	dir := scratch(t)
+	d, err := NewSlowDisk(dir, 16<<20, time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, e := range fds {
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err != nil || target != "/dev/fuse" {
+			continue
+		}
+		seen++
+		fd, _ := strconv.Atoi(e.Name())
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if flags&unix.FD_CLOEXEC == 0 {
+			t.Errorf("/dev/fuse on fd %d is not close-on-exec", fd)
+		}
+	}
+	if seen == 0 {
+		t.Error("no /dev/fuse descriptor open while the disk is mounted")
+	}
+}
+
 func TestSlowDiskClose(t *testing.T) {
 	dir := scratch(t)
 	d, err := NewSlowDisk(dir, 16<<20, time.Millisecond)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -131,6 +132,9 @@ func (d *SlowDisk) serve() error {
 	prev := runtime.GOMAXPROCS(16)
 	srv, err := fuse.NewServer(fs.NewNodeFS(root, opts), d.mnt, &opts.MountOptions)
 	runtime.GOMAXPROCS(prev)
+	if err == nil {
+		closeOnExecFUSE()
+	}
 	if err != nil {
 		// NewServer can fail after mounting (in INIT); do not leave the
 		// mount behind.
@@ -375,6 +379,29 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		// EINTR (a signal) only means sleeping again for what is left.
 		if err := unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &wake, nil); err != nil && err != unix.EINTR {
 			return err
+		}
+	}
+}
+
+// closeOnExecFUSE marks this process's /dev/fuse descriptors close-on-exec.
+// go-fuse opens the device without the flag, so every child started after
+// the mount would inherit the connection and keep it open: a child stuck
+// on the slow disk after its parent died would then wait on a connection
+// it holds itself, for ever. A child forked between go-fuse's open and this
+// call still inherits it; callers that start children concurrently with
+// NewSlowDisk are not expected.
+func closeOnExecFUSE() {
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range fds {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd <= 2 {
+			continue
+		}
+		if t, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && t == "/dev/fuse" {
+			unix.CloseOnExec(fd)
 		}
 	}
 }
