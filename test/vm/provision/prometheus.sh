@@ -2,7 +2,9 @@
 # Prometheus (Debian's package, which `make deps` installs) scraping the agent
 # and the manager replica of every VM, labelled with each one's rack. Every VM
 # gets the same configuration, so http://ADDR:9090 of any of them shows the
-# whole cluster.
+# whole cluster. nerve's recording and alerting rules (dashboards/rules) are
+# loaded; the Grafana dashboards (dashboards/*.json) import into any Grafana
+# pointed at it.
 # Env: CLUSTER, NODES (space-separated ADDR=RACK).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -11,11 +13,18 @@ export DEBIAN_FRONTEND=noninteractive
 command -v prometheus >/dev/null ||
 	apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 
+install -d /etc/prometheus/rules
+for f in /vagrant/dashboards/rules/nerve-*.yml; do
+	[[ $f == *_test.yml ]] || install -m 0644 "$f" /etc/prometheus/rules/
+done
+
 {
 	cat <<YAML
 # Written by test/vm/provision/prometheus.sh.
 global:
   scrape_interval: 15s
+rule_files:
+  - /etc/prometheus/rules/nerve-*.yml
 scrape_configs:
   - job_name: prometheus
     static_configs:
