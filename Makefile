@@ -32,6 +32,18 @@ VAGRANT_TEST_OUT ?= .vagrant/test-results
 VERSION ?= $(shell git describe --tags --dirty 2>/dev/null || echo dev)
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)
+# The binary make build writes, and make install and make deb take.
+BIN ?= bin/nerve
+
+# make install: under DESTDIR, the binary in PREFIX/bin, the units in UNITDIR
+# and the configuration in SYSCONFDIR/nerve (the units' paths follow). make
+# deb: dist/nerve_<version>_<arch>.deb, laid out as make install does with
+# PREFIX=/usr.
+PREFIX ?= /usr/local
+DESTDIR ?=
+SYSCONFDIR ?= /etc
+UNITDIR ?= /lib/systemd/system
+DIST ?= dist
 
 # Debian package, then the command or file that shows it is present (so a tool
 # installed some other way also counts).
@@ -50,17 +62,21 @@ DEPS := \
 	openjdk-17-jdk-headless:javac \
 	e2fsprogs:mkfs.ext4
 
-.PHONY: help deps mounts build run test vet generate vmlinux check-generated bench-blockio bench-sched bench-jvm bench-manager bench-detect test-manager test-manager-long fuzz vagrant-test clean
+.PHONY: help deps mounts build run test vet generate vmlinux check-generated docs check-docs bench-blockio bench-sched bench-jvm bench-manager bench-detect test-manager test-manager-long fuzz vagrant-test clean
 
 help:
 	@echo 'sudo make run         build and start the agent on the embedded default config (ARGS="..." adds flags)'
 	@echo 'sudo make test        install deps, mount tracefs/bpffs, go vet, go test (privileged tests run as root)'
 	@echo '     make build       bin/nerve'
+	@echo 'sudo make install     install the binary, units, configuration and dashboards (DESTDIR, PREFIX=$(PREFIX))'
+	@echo '     make deb         $(DIST)/nerve_<version>_<arch>.deb (the same files, PREFIX=/usr)'
 	@echo 'sudo make deps        install the Debian packages tests and generation need; load loop and fuse'
 	@echo 'sudo make mounts      mount tracefs and bpffs if they are not'
 	@echo '     make generate    regenerate the bpf2go objects (needs clang-14)'
 	@echo '     make vmlinux     regenerate bpf/include/vmlinux.h from this kernel'"'"'s BTF'
 	@echo '     make check-generated  regenerate and fail if the committed objects differ'
+	@echo 'sudo make docs        regenerate the reference in docs/ (CLI, configuration, goals, metrics, decision report)'
+	@echo 'sudo make check-docs  regenerate docs/ into a temporary directory and fail if the committed files differ'
 	@echo 'sudo make bench-blockio    fio on a loop device: no tracer vs nerve vs biolatency'
 	@echo 'sudo make bench-sched      stress-ng --switch, perf bench sched pipe: no tracer vs nerve vs runqlat'
 	@echo 'sudo make bench-jvm        a safepoint-heavy JVM: no tracer vs nerve (jvm probe), safepoints/s and BPF ns'
@@ -99,8 +115,42 @@ mounts:
 	mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing; \
 	mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
+# CGO_ENABLED=0 also lets the agent change the capabilities of all its
+# threads (internal/agent/caps.go).
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/nerve ./cmd/nerve
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/nerve
+
+.PHONY: install uninstall deb
+
+# The files of packaging.Files, the list the .deb is built from
+# (packaging/packaging_test.go checks that the two install the same). An
+# existing configuration file is left as it is.
+install: build
+	install -D -m 0755 '$(BIN)' '$(DESTDIR)$(PREFIX)/bin/nerve'
+	install -d '$(DESTDIR)$(UNITDIR)' '$(DESTDIR)$(SYSCONFDIR)/nerve' '$(DESTDIR)$(PREFIX)/share/nerve/dashboards/rules'
+	for u in packaging/systemd/*.service; do \
+		sed -e 's|/usr/bin/nerve|$(PREFIX)/bin/nerve|g' -e 's|/etc/nerve/|$(SYSCONFDIR)/nerve/|g' "$$u" >'$(DESTDIR)$(UNITDIR)'/"$${u##*/}"; \
+		chmod 0644 '$(DESTDIR)$(UNITDIR)'/"$${u##*/}"; \
+	done
+	for f in nerve.yml manager.flags; do \
+		dst='$(DESTDIR)$(SYSCONFDIR)/nerve'/"$$f"; \
+		if [[ -e $$dst ]]; then echo "install: keeping $$dst"; else install -m 0644 "packaging/$$f" "$$dst"; fi; \
+	done
+	for f in dashboards/*.json dashboards/rules/*.yml; do \
+		[[ -e $$f && $$f != *_test.yml ]] || continue; \
+		install -m 0644 "$$f" '$(DESTDIR)$(PREFIX)/share/nerve/'"$${f%/*}/"; \
+	done
+	@if [[ -z '$(DESTDIR)' && -d /run/systemd/system ]]; then systemctl daemon-reload; fi
+
+# Leaves SYSCONFDIR/nerve and the state in /var/lib alone.
+uninstall:
+	rm -f '$(DESTDIR)$(PREFIX)/bin/nerve' '$(DESTDIR)$(UNITDIR)/nerve-agent.service' '$(DESTDIR)$(UNITDIR)/nerve-manager.service'
+	rm -rf '$(DESTDIR)$(PREFIX)/share/nerve'
+
+# nfpm as a library (packaging/deb.go): its command line pulls packagers
+# (rpm, msix) that are not needed here.
+deb: build
+	$(GO) run ./packaging/mkdeb -bin '$(BIN)' -version '$(VERSION)' -arch "$$($(GO) env GOARCH)" -out '$(DIST)'
 
 run: build mounts
 	bin/nerve agent $(ARGS)
@@ -136,6 +186,28 @@ check-generated: generate
 		exit 1; \
 	fi
 	@echo "check-generated: bpf2go output is up to date"
+
+# `nerve docs` (internal/docgen) writes the reference from the binary itself:
+# the CLI model, the config and goals types with their comments and default
+# files, the agent's and the manager's registries, a real decision report.
+# Root: the metrics are listed with every probe attached. docs/*.md files it
+# does not write (operator-guide.md) are written by hand.
+docs: build mounts
+	mkdir -p docs
+	'$(BIN)' docs --out=docs --source=.
+
+check-docs: build mounts
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	'$(BIN)' docs --out="$$tmp" --source=.; \
+	stale=0; \
+	for f in "$$tmp"/*; do \
+		diff -u "docs/$${f##*/}" "$$f" >&2 || stale=1; \
+	done; \
+	if (( stale )); then \
+		echo "check-docs: docs/ differs from what 'make docs' writes; run 'sudo make docs' and commit docs/" >&2; \
+		exit 1; \
+	fi; \
+	echo "check-docs: docs/ is up to date"
 
 bench-blockio: build mounts
 	$(GO) run ./test/bench/blockio -duration $(BENCH_DURATION) -nerve bin/nerve $(BENCH_ARGS)
@@ -205,4 +277,4 @@ vagrant-test:
 	exit "$$failed"
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

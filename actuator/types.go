@@ -97,9 +97,9 @@ type Diagnosis struct {
 
 // Evidence is one figure against its goal.
 type Evidence struct {
-	Signal    string  // e.g. "disk.service_idle_p99{device=sdb}"
-	Value     float64 // seconds, a fraction, or a count, as Unit says
-	Unit      string
+	Signal    string        // e.g. "disk.service_idle_p99{device=sdb}"
+	Value     float64       // seconds, a fraction, or a count, as Unit says
+	Unit      string        // what Value and Threshold count: seconds, fraction, count, bool
 	Threshold float64       // the goal Value was held against, in the same unit
 	For       time.Duration // how long it has held
 }

@@ -24,12 +24,25 @@
  * request itself; submission reads none unless the disk has lately made a
  * submitter sleep for a tag; the tag-wait stash is touched only for a real
  * wait.
+ *
+ * Outliers (nerve_outlier.h): a completed request whose service time is at
+ * least outlier_service_ns, or whose queue time is at least
+ * outlier_queue_ns, goes to user space through block_outliers with its
+ * device, op, sector, size, queue and service time, requests in flight at
+ * issue, the task that issued it and the cgroup its bio is charged to. The
+ * fast path pays two comparisons at completion and, at issue, one helper
+ * call and one store (the issuing task) plus one store (the in-flight
+ * count). The queue time computed at issue is kept in the request's state
+ * in place of the tag wait it already consumed, so it costs no store.
+ * comm is not stored: user space reads it from /proc at receipt, which
+ * keeps 16 bytes of copy out of every issue.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "nerve_hist.h"
+#include "nerve_outlier.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -73,11 +86,30 @@ struct block_device_stats {
 
 struct block_request {
 	__u64 issue_ns;  /* ours, or 1 when the kernel's io_start_time_ns counts; 0: not in flight */
-	__u64 waited_ns; /* tag wait to add to the queue time at completion */
+	/* issue_ns 1: tag wait to add to the queue time at completion;
+	 * otherwise the queue time, computed at issue (0: unknown) */
+	__u64 waited_ns;
+	__u64 pid_tgid;  /* the task that issued it, for outliers */
 	__u32 slot;
 	__u8 op;
 	__u8 class;
-	__u16 pad;
+	__u16 inflight;  /* in flight before it at issue, saturated, for outliers */
+};
+
+/* One outlier, as block_outliers carries it. */
+struct block_outlier {
+	__u64 ts_ns;      /* completion, CLOCK_MONOTONIC */
+	__u64 sector;
+	__u64 queue_ns;
+	__u64 service_ns;
+	__u64 cgroup_id;  /* of the bio's blkcg; 0: unknown */
+	__u32 tgid;
+	__u32 pid;
+	__u32 dev;        /* MAJOR << 20 | MINOR of the disk */
+	__u32 bytes;
+	__u32 inflight;
+	__u8 op;
+	__u8 pad[3];
 };
 
 struct block_submit {
@@ -122,12 +154,22 @@ struct {
 	__type(value, __u64);
 } block_drops SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} block_outliers SEC(".maps");
+
 /* A wait for a request shorter than this is not worth a map write. */
 const volatile __u64 tagwait_min_ns = 20000;
+
+/* Set by user space; ~0 (the default) turns the outlier path off. */
+const volatile __u64 outlier_service_ns = ~0ULL;
+const volatile __u64 outlier_queue_ns = ~0ULL;
 
 /* Make the enums and structs visible to bpf2go. */
 const enum block_op *unused_block_op __attribute__((unused));
 const enum block_drop *unused_block_drop __attribute__((unused));
+const struct block_outlier *unused_block_outlier __attribute__((unused));
 
 /* Read a kernel field: a plain BTF load in tp_btf programs, a CO-RE probe read
  * in raw_tp ones. btf is a constant, so the other branch is compiled away. */
@@ -205,18 +247,24 @@ static __always_inline struct block_device_stats *slot_get(__u32 slot)
 	return d;
 }
 
-static __always_inline void queue_add(struct block_device_stats *d, __u64 op,
-				      __u64 start, __u64 issued, __u64 waited)
+/* Adds the queue time to the histogram and returns it (0: unknown). */
+static __always_inline __u64 queue_add(struct block_device_stats *d, __u64 op,
+				       __u64 start, __u64 issued, __u64 waited)
 {
+	__u64 q;
+
 	/* The kernel's stamps may come from a per-plug cached clock, so the
 	 * start can read a hair later than the issue: that is no wait. */
 	if (start)
-		hist_add(d->queue[op], &d->queue_sum_ns[op],
-			 (start <= issued ? issued - start : 0) + waited);
+		q = (start <= issued ? issued - start : 0) + waited;
 	else if (waited)
-		hist_add(d->queue[op], &d->queue_sum_ns[op], waited);
-	else
+		q = waited;
+	else {
 		__sync_fetch_and_add(&d->queue_unknown[op], 1);
+		return 0;
+	}
+	hist_add(d->queue[op], &d->queue_sum_ns[op], q);
+	return q;
 }
 
 /*
@@ -232,7 +280,8 @@ static __always_inline int on_issue(struct request *rq, const bool btf)
 	struct block_request *r;
 	struct request_queue *q;
 	struct gendisk *disk;
-	__u64 now = 0, waited = 0, op, class;
+	__u64 now = 0, waited = 0, op, class, pid_tgid;
+	__s64 inflight;
 	__u32 slot, dev;
 
 	q = RD(btf, rq->q);
@@ -264,12 +313,18 @@ static __always_inline int on_issue(struct request *rq, const bool btf)
 	}
 	if (!d->kernel_issue_ts) {
 		now = bpf_ktime_get_ns();
-		queue_add(d, op, RD(btf, rq->start_time_ns), now, waited);
-		waited = 0;
+		/* From here on waited_ns holds the queue time, for outliers. */
+		waited = queue_add(d, op, RD(btf, rq->start_time_ns), now, waited);
 	}
 
 	/* In flight before this one; a racy read is fine for a class. */
-	class = class_of(d->inflight);
+	inflight = d->inflight;
+	class = class_of(inflight);
+	inflight = inflight < 0 ? 0 : inflight > 0xffff ? 0xffff : inflight;
+	/* The issuing task, for outliers: one helper call and one store. At
+	 * issue the current task is the submitter when it dispatches directly,
+	 * a kworker when the queue was run asynchronously. */
+	pid_tgid = bpf_get_current_pid_tgid();
 
 	r = bpf_map_lookup_elem(&block_requests, &rq);
 	if (r) {
@@ -278,12 +333,15 @@ static __always_inline int on_issue(struct request *rq, const bool btf)
 		r->slot = slot;
 		r->op = op;
 		r->class = class;
+		r->inflight = inflight;
+		r->pid_tgid = pid_tgid;
 		r->waited_ns = waited;
 		r->issue_ns = now ? now : 1;
 	} else {
 		struct block_request n = {
 			.issue_ns = now ? now : 1, .waited_ns = waited,
-			.slot = slot, .op = op, .class = class,
+			.pid_tgid = pid_tgid, .slot = slot, .op = op, .class = class,
+			.inflight = inflight,
 		};
 		__u64 key = (__u64)rq;
 
@@ -296,12 +354,53 @@ static __always_inline int on_issue(struct request *rq, const bool btf)
 	return 0;
 }
 
+/* The cgroup the request's first bio is charged to (bio->bi_blkg, which
+ * exists with CONFIG_BLK_CGROUP; blkcg_gq since 4.2), or 0. */
+static __always_inline __u64 request_cgroup(struct request *rq)
+{
+	struct bio *bio = BPF_CORE_READ(rq, bio);
+
+	if (!bio || !bpf_core_field_exists(bio->bi_blkg))
+		return 0;
+	return BPF_CORE_READ(bio, bi_blkg, blkcg, css.cgroup, kn, id);
+}
+
+/* Sends one outlier: the completed request rq, whose state r holds its
+ * queue time in waited_ns by now. Out of line, so that the completion
+ * programs stay small; the reads here are CO-RE probe reads whichever hook
+ * runs. At the final completion __sector and __data_len are the request's
+ * own, unless an earlier partial completion (rare in blk-mq) already
+ * advanced them past the part it ended. */
+static __noinline int emit_outlier(struct request *rq, struct block_request *r,
+				   __u32 dev, __u64 now, __u64 svc)
+{
+	struct block_outlier *e;
+
+	e = outlier_reserve(&block_outliers, sizeof(*e), now);
+	if (!e)
+		return 0;
+	e->ts_ns = now;
+	e->sector = BPF_CORE_READ(rq, __sector);
+	e->bytes = BPF_CORE_READ(rq, __data_len);
+	e->queue_ns = r->waited_ns;
+	e->service_ns = svc;
+	e->cgroup_id = request_cgroup(rq);
+	e->tgid = r->pid_tgid >> 32;
+	e->pid = (__u32)r->pid_tgid;
+	e->dev = dev;
+	e->inflight = r->inflight;
+	e->op = r->op;
+	e->pad[0] = e->pad[1] = e->pad[2] = 0;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
 static __always_inline int on_complete(struct request *rq, int error,
 				       unsigned int nr_bytes, const bool btf)
 {
 	struct block_device_stats *d;
 	struct block_request *r;
-	__u64 now, svc, issued, kissued, waited, op, class, oc;
+	__u64 now, svc, issued, kissued, waited, op, class, oc, queue;
 	__u32 slot;
 
 	/* A partial completion: the request goes on. */
@@ -341,9 +440,11 @@ static __always_inline int on_complete(struct request *rq, int error,
 			return 0;
 		}
 		issued = kissued;
-		queue_add(d, op, RD(btf, rq->start_time_ns), issued, waited);
-	} else if (kissued && !d->kernel_issue_ts) {
-		d->kernel_issue_ts = 1; /* from the next issue on */
+		queue = queue_add(d, op, RD(btf, rq->start_time_ns), issued, waited);
+	} else {
+		queue = waited; /* computed at issue */
+		if (kissued && !d->kernel_issue_ts)
+			d->kernel_issue_ts = 1; /* from the next issue on */
 	}
 
 	svc = now > issued ? now - issued : 0;
@@ -354,6 +455,11 @@ static __always_inline int on_complete(struct request *rq, int error,
 	if (error)
 		__sync_fetch_and_add(&d->errors[op], 1);
 	__sync_fetch_and_add(&d->inflight, -1);
+	/* The outlier path: under both thresholds, two comparisons. */
+	if (svc >= outlier_service_ns || queue >= outlier_queue_ns) {
+		r->waited_ns = queue; /* not in flight any more: free to carry it */
+		emit_outlier(rq, r, d->dev, now, svc);
+	}
 	return 0;
 }
 

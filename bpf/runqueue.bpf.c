@@ -13,6 +13,11 @@
  * Histograms: node-wide, and per target (a cgroup, or a process by tgid, that
  * user space maps to a small target index). Both are per-CPU arrays: no
  * atomics and no hash insert on the hot path.
+ *
+ * Outliers (nerve_outlier.h): a wait of at least outlier_delay_ns goes to
+ * user space through runqueue_outliers with the task that waited (ids,
+ * comm, cgroup), the CPU, and the task that was switched out for it: what
+ * ran instead. Under the threshold that is one comparison per switch-in.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -21,6 +26,7 @@
 #include "nerve_hist.h"
 #include "nerve_targets.h"
 #include "nerve_task.h"
+#include "nerve_outlier.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -62,7 +68,31 @@ struct {
 	__type(value, __u64);
 } runq_drops SEC(".maps");
 
+/* One outlier, as runqueue_outliers carries it. */
+struct runq_outlier {
+	__u64 ts_ns;     /* switch-in, CLOCK_MONOTONIC */
+	__u64 delay_ns;
+	__u64 cgroup_id; /* of the task that waited */
+	__u32 tgid;
+	__u32 pid;
+	__u32 prev_tgid; /* the task switched out: what ran instead */
+	__u32 prev_pid;
+	__u32 cpu;
+	__u32 pad;
+	char comm[TASK_COMM_LEN];
+	char prev_comm[TASK_COMM_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} runqueue_outliers SEC(".maps");
+
+/* Set by user space; ~0 (the default) turns the outlier path off. */
+const volatile __u64 outlier_delay_ns = ~0ULL;
+
 const enum runq_drop *unused_runq_drop __attribute__((unused));
+const struct runq_outlier *unused_runq_outlier __attribute__((unused));
 
 static __always_inline void enqueue(struct task_struct *p)
 {
@@ -80,6 +110,30 @@ static __always_inline void enqueue(struct task_struct *p)
 		return;
 	}
 	t->enqueued_ns = bpf_ktime_get_ns();
+}
+
+/* Sends one outlier; out of line so that the switch program stays small. */
+static __noinline int emit_outlier(struct task_struct *prev, struct task_struct *next,
+				   __u64 now, __u64 delay)
+{
+	struct runq_outlier *e;
+
+	e = outlier_reserve(&runqueue_outliers, sizeof(*e), now);
+	if (!e)
+		return 0;
+	e->ts_ns = now;
+	e->delay_ns = delay;
+	e->cgroup_id = outlier_task_cgroup(next);
+	e->tgid = BPF_CORE_READ(next, tgid);
+	e->pid = BPF_CORE_READ(next, pid);
+	e->prev_tgid = BPF_CORE_READ(prev, tgid);
+	e->prev_pid = BPF_CORE_READ(prev, pid);
+	e->cpu = bpf_get_smp_processor_id();
+	e->pad = 0;
+	bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), next->comm);
+	bpf_probe_read_kernel_str(e->prev_comm, sizeof(e->prev_comm), prev->comm);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
 }
 
 SEC("tp_btf/sched_wakeup")
@@ -131,5 +185,8 @@ int BPF_PROG(nrv_rq_switch, bool preempt, struct task_struct *prev, struct task_
 		if (h)
 			nerve_hist_add(h, delay);
 	}
+	/* The outlier path: under the threshold, one comparison. */
+	if (delay >= outlier_delay_ns)
+		emit_outlier(prev, next, now, delay);
 	return 0;
 }

@@ -48,7 +48,14 @@ type Config struct {
 	// Checkpoint, if set, records each step done under a rack lock at the
 	// lock's issuer (the manager), with the grant's fencing token.
 	Checkpoint func(g actuator.Grant, step string) error
-	Logger     *slog.Logger
+	// Bundle, if set, writes the evidence of a decision about to be
+	// reported for the first time (the flight recorder's outliers from
+	// before the diagnosis until at) and returns where it is, for the
+	// report's Bundle. It is called before the report is saved, so that a
+	// crash right after a decision leaves its bundle on disk; a failure is
+	// logged and the decision goes on without one.
+	Bundle func(d actuator.Diagnosis, decisionID string, at time.Time) (string, error)
+	Logger *slog.Logger
 }
 
 // Controller is the actuator's loop body. Tick and Resume are called from
@@ -177,9 +184,25 @@ func (c *Controller) decide(ctx context.Context, d actuator.Diagnosis, now time.
 			return dec, false
 		}
 		c.count(plan.Action.Name, outcomeClass(dec.Outcome))
+		dec.Bundle = c.bundle(dec)
 		return dec, c.save(ctx, dec)
 	}
+	dec.Bundle = c.bundle(dec)
 	return c.act(ctx, dec), true
+}
+
+// bundle writes the decision's evidence bundle, if one is configured, and
+// returns where it is; "" when none was written.
+func (c *Controller) bundle(dec report.Decision) string {
+	if c.cfg.Bundle == nil {
+		return ""
+	}
+	ref, err := c.cfg.Bundle(dec.Plan.Diagnosis, dec.ID, dec.At)
+	if err != nil {
+		c.cfg.Logger.Error("write decision bundle", "id", dec.ID, "err", err)
+		return ""
+	}
+	return ref
 }
 
 // act takes the rack lock when needed, then runs the steps through the

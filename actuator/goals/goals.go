@@ -56,9 +56,18 @@ type Level interface{ time.Duration | float64 }
 // Rule is one goal with hysteresis: the figure enters after staying above
 // Enter for For, and clears after staying below Exit (< Enter) for ClearFor.
 type Rule[T Level] struct {
-	Enter    T             `yaml:"enter"`
-	Exit     T             `yaml:"exit"`
-	For      time.Duration `yaml:"for"`
+	// Enter is the level the figure must be above to count towards the
+	// diagnosis.
+	Enter T `yaml:"enter"`
+	// Exit is the level the figure must be below to count towards clearing
+	// it; below Enter, so a figure wandering between the two changes
+	// nothing (hysteresis).
+	Exit T `yaml:"exit"`
+	// For is how long the figure must stay above Enter before the rule
+	// enters; 0 enters at once.
+	For time.Duration `yaml:"for"`
+	// ClearFor is how long the figure must stay below Exit before the rule
+	// clears.
 	ClearFor time.Duration `yaml:"clear_for"`
 }
 

@@ -36,14 +36,14 @@ type Record struct {
 
 // StepRecord is one step's result.
 type StepRecord struct {
-	Name  string `json:"name"`
+	Name  string `json:"name"` // what the step does, e.g. "nodetool setcompactionthroughput"
 	State State  `json:"state"`
 	// Runs counts the times the step was started: more than one means it
 	// was run again after a crash.
 	Runs    int       `json:"runs"`
-	Started time.Time `json:"started,omitzero"`
-	Ended   time.Time `json:"ended,omitzero"`
-	Error   string    `json:"error,omitempty"`
+	Started time.Time `json:"started,omitzero"` // when the last run began
+	Ended   time.Time `json:"ended,omitzero"`   // when it was recorded done or failed
+	Error   string    `json:"error,omitempty"`  // why it failed
 }
 
 // ParseRecord decodes and checks a record. It rejects anything Run could

@@ -32,10 +32,10 @@ var DefaultRateLimit = RateLimit{Max: 3, Per: time.Hour}
 
 // ActionInfo is what the ladder knows of an action.
 type ActionInfo struct {
-	Name      string          `json:"name"`
-	Rung      actuator.Rung   `json:"rung"`
-	Clears    []actuator.Kind `json:"clears"`
-	Available bool            `json:"available"`
+	Name      string          `json:"name"`          // e.g. throttle-compaction, transfer-and-exit
+	Rung      actuator.Rung   `json:"rung"`          // the rung it stands on
+	Clears    []actuator.Kind `json:"clears"`        // the diagnoses it can clear
+	Available bool            `json:"available"`     // whether the configuration allows it
 	Why       string          `json:"why,omitempty"` // why not available
 }
 
@@ -87,8 +87,8 @@ type Plan struct {
 type Considered struct {
 	Rung   actuator.Rung `json:"rung"`
 	Action string        `json:"action,omitempty"` // "" when none is configured at the rung
-	Chosen bool          `json:"chosen"`
-	Why    string        `json:"why"`
+	Chosen bool          `json:"chosen"`           // the rung the plan takes
+	Why    string        `json:"why"`              // why it was taken or passed over
 }
 
 // Ladder decides. It is safe for concurrent use.

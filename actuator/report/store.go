@@ -26,17 +26,27 @@ var ErrNotFound = errors.New("no such decision")
 // fields (Diagnosis, Action, Rung, Mode, Considered, NeedsLock, Act,
 // WaitUntil) are promoted from the embedded ladder.Plan.
 type Decision struct {
-	ID string    `json:"id"`
+	// ID is unique per diagnosis and instant: the time, the diagnosis and
+	// its subject, safe as a file name.
+	ID string `json:"id"`
+	// At is when the decision was made.
 	At time.Time `json:"at"`
 	ladder.Plan
 	// Context is what the node looked like when the decision was made: CPU
 	// use, PSI, memory, IOPS.
-	Context   map[string]float64   `json:"context,omitempty"`
-	LockToken uint64               `json:"lock_token,omitempty"` // 0: no rack lock held
-	Steps     []journal.StepRecord `json:"steps,omitempty"`
+	Context   map[string]float64 `json:"context,omitempty"`
+	LockToken uint64             `json:"lock_token,omitempty"` // 0: no rack lock held
+	// Steps are the action's steps in order, as the journal recorded
+	// them; none when nothing was carried out.
+	Steps []journal.StepRecord `json:"steps,omitempty"`
 	// Outcome: "advised", "observed", "done", "failed: ...",
 	// "refused: rate limited", ...
 	Outcome string `json:"outcome"`
+	// Bundle is the file with the flight recorder's outliers around the
+	// diagnosis, summarised and raw, written before this report was
+	// first saved; "" when the recorder is off or the bundle could not be
+	// written (the agent's log says why).
+	Bundle string `json:"bundle,omitempty"`
 }
 
 // File names are <at>_<id>.json, at in UTC with a fixed width, so the

@@ -79,6 +79,9 @@ func Text(d Decision) string {
 		}
 	}
 	line("outcome: %s", d.Outcome)
+	if d.Bundle != "" {
+		line("outliers: %s (nerve report --id %s)", d.Bundle, d.ID)
+	}
 	return b.String()
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/nervehq/nerve/actuator/report"
 	"github.com/nervehq/nerve/internal/agent"
+	"github.com/nervehq/nerve/internal/buildinfo"
 	"github.com/nervehq/nerve/internal/config"
 )
 
@@ -49,7 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch inv.command {
 	case "version":
-		fmt.Fprintf(stdout, "nerve %s (revision %s, %s %s/%s)\n", version, buildRevision(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		fmt.Fprint(stdout, versionText())
 		return exitOK
 	case "agent":
 		return runAgent(stderr, inv)
@@ -59,6 +60,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return inv.preflight.run(stdout, stderr, inv)
 	case "drill":
 		return inv.drill.run(stdout, stderr, inv)
+	case "docs":
+		return inv.docs.run(stderr, inv)
+	case "report":
+		return inv.report.run(stdout, stderr, inv)
 	}
 	if inv.manager.handles(inv.command) {
 		return inv.manager.run(inv.command, stdout, stderr, inv)
@@ -85,43 +90,87 @@ type invocation struct {
 
 	manager *managerCLI // the manager commands' flags
 	drill   *drillCLI   // the drill command's flags
+	docs    *docsCLI    // the docs command's flags
+	report  *reportCLI  // the report command's flags
+
+	// model is the command line's model, for `nerve docs`.
+	model func() *kingpin.ApplicationModel
+}
+
+// appHelp is the help of `nerve --help`: what nerve is, and its exit
+// status, which run and main map every error to.
+const appHelp = `eBPF node-health agent for Cassandra nodes: probes the node with eBPF, diagnoses against goals, acts through an action ladder, and coordinates risky actions through a Raft rack-lock manager. Reference: docs/ in the source tree.
+
+Exit status 0: the command did what it was asked; for the agent and a manager replica, a clean stop after SIGINT or SIGTERM. --help exits 0 too.
+
+Exit status 1: a runtime failure: the agent or a replica failed to start or stopped on an error, the agent or a manager could not be reached or refused the request, a preflight check failed, a drill's diagnosis did not match.
+
+Exit status 2: bad usage or configuration: no or an unknown command, an unknown flag, a bad flag value (--log.level, --log.format included), a configuration or goals file that does not load or validate.`
+
+// cli is the command line: kingpin's model of it, and where kingpin puts
+// what it parses.
+type cli struct {
+	app *kingpin.Application
+	// set records which agent flags the user gave.
+	set struct{ listen, path, level, strict, stats bool }
+
+	logLevel, logFormat               *string
+	configFile, listen, telemetryPath *string
+	embedded                          *string
+	strict, bpfStats                  *bool
+	statusAddr                        *string
+	statusLimit                       *int
+	statusJSON                        *bool
+	manager                           *managerCLI
+	preflight                         *preflightCLI
+	drill                             *drillCLI
+	docs                              *docsCLI
+	report                            *reportCLI
+}
+
+// newCLI declares every command and flag.
+func newCLI() *cli {
+	def := config.Default()
+	c := &cli{app: kingpin.New("nerve", appHelp)}
+	app := c.app
+	app.HelpFlag.Short('h')
+	c.logLevel = app.Flag("log.level", "Log level: debug, info, warn or error. Overrides log.level of the config file.").
+		Default(def.Log.Level).IsSetByUser(&c.set.level).String()
+	c.logFormat = app.Flag("log.format", "Log format: logfmt or json.").Default("logfmt").String()
+
+	agentCmd := app.Command("agent", "Run the node agent: attach the probes and serve their metrics.")
+	c.configFile = agentCmd.Flag("config.file", "YAML configuration file; without it the built-in defaults apply. Reloaded on SIGHUP.").
+		PlaceHolder("PATH").String()
+	c.listen = agentCmd.Flag("web.listen-address", "Address to serve metrics on. Overrides web.listen_address.").
+		Default(def.Web.ListenAddress).IsSetByUser(&c.set.listen).String()
+	c.telemetryPath = agentCmd.Flag("web.telemetry-path", "Path to serve metrics at. Overrides web.telemetry_path.").
+		Default(def.Web.TelemetryPath).IsSetByUser(&c.set.path).String()
+	c.strict = agentCmd.Flag("probes.strict", "Fail start when any enabled probe cannot attach. Overrides probes.strict.").
+		IsSetByUser(&c.set.strict).Bool()
+	c.embedded = agentCmd.Flag("manager", `"embedded" runs a single-replica rack-lock manager inside the agent (a one-box trial) and takes rack locks from it.`).
+		PlaceHolder("embedded").Enum("embedded")
+	c.bpfStats = agentCmd.Flag("bpf-stats", "Enable kernel BPF run-time statistics while the agent runs. Overrides bpf_stats.").
+		IsSetByUser(&c.set.stats).Bool()
+	app.Command("version", "Print the version, the revision, the Go version and the SHA-256 of the embedded BPF objects, and exit.")
+	statusCmd := app.Command("status", "Print the running agent's latest decisions: what was wrong, the evidence, the rungs considered, the outcome.")
+	c.statusAddr = statusCmd.Flag("agent.address", "The agent's web address.").Default(def.Web.ListenAddress).String()
+	c.statusLimit = statusCmd.Flag("limit", "How many decisions, newest first (1-1000).").Default("10").Int()
+	c.statusJSON = statusCmd.Flag("json", "Print the decisions as JSON.").Bool()
+	c.manager = addManagerCommands(app)
+	c.preflight = addPreflightCommand(app)
+	c.drill = addDrillCommand(app)
+	c.docs = addDocsCommand(app)
+	c.report = addReportCommand(app)
+	return c
 }
 
 // parse parses args. When it returns ok false, the usage or error has been
 // printed and code is the exit code. --help prints and exits 0 inside kingpin.
 func parse(args []string, stdout, stderr io.Writer) (inv invocation, code int, ok bool) {
-	def := config.Default()
-
-	app := kingpin.New("nerve", "eBPF node-health agent for Cassandra nodes.")
+	c := newCLI()
+	app := c.app
 	app.UsageWriter(stdout)
 	app.ErrorWriter(stderr)
-	app.HelpFlag.Short('h')
-	var set struct{ listen, path, level, strict, stats bool }
-	logLevel := app.Flag("log.level", "Log level: debug, info, warn or error. Overrides log.level of the config file.").
-		Default(def.Log.Level).IsSetByUser(&set.level).String() // checked with the config, whose error names log.level
-	logFormat := app.Flag("log.format", "Log format: logfmt or json.").Default("logfmt").String()
-
-	agentCmd := app.Command("agent", "Run the node agent: attach the probes and serve their metrics.")
-	configFile := agentCmd.Flag("config.file", "YAML configuration file; without it the built-in defaults apply. Reloaded on SIGHUP.").
-		PlaceHolder("PATH").String()
-	listen := agentCmd.Flag("web.listen-address", "Address to serve metrics on. Overrides web.listen_address.").
-		Default(def.Web.ListenAddress).IsSetByUser(&set.listen).String()
-	telemetryPath := agentCmd.Flag("web.telemetry-path", "Path to serve metrics at. Overrides web.telemetry_path.").
-		Default(def.Web.TelemetryPath).IsSetByUser(&set.path).String()
-	strict := agentCmd.Flag("probes.strict", "Fail start when any enabled probe cannot attach. Overrides probes.strict.").
-		IsSetByUser(&set.strict).Bool()
-	embedded := agentCmd.Flag("manager", `"embedded" runs a single-replica rack-lock manager inside the agent (a one-box trial) and takes rack locks from it.`).
-		PlaceHolder("embedded").Enum("embedded")
-	bpfStats := agentCmd.Flag("bpf-stats", "Enable kernel BPF run-time statistics while the agent runs. Overrides bpf_stats.").
-		IsSetByUser(&set.stats).Bool()
-	app.Command("version", "Print the version and exit.")
-	statusCmd := app.Command("status", "Print the running agent's latest decisions: what was wrong, the evidence, the rungs considered, the outcome.")
-	statusAddr := statusCmd.Flag("agent.address", "The agent's web address.").Default(def.Web.ListenAddress).String()
-	statusLimit := statusCmd.Flag("limit", "How many decisions, newest first (1-1000).").Default("10").Int()
-	statusJSON := statusCmd.Flag("json", "Print the decisions as JSON.").Bool()
-	mgr := addManagerCommands(app)
-	pre := addPreflightCommand(app)
-	drl := addDrillCommand(app)
 
 	if len(args) == 0 {
 		// kingpin would print the usage and exit 0; a bare "nerve" in a
@@ -135,26 +184,33 @@ func parse(args []string, stdout, stderr io.Writer) (inv invocation, code int, o
 		fmt.Fprintf(stderr, "nerve: %v (try --help)\n", err)
 		return inv, exitUsage, false
 	}
+	// Checked for every command, even those that do not log, so that a
+	// typo in a unit file shows the first time it runs.
+	if err := checkLogFlags(*c.logFormat, *c.logLevel); err != nil {
+		fmt.Fprintf(stderr, "nerve: %v\n", err)
+		return inv, exitUsage, false
+	}
 
-	inv = invocation{command: cmd, logFormat: *logFormat, logLevel: *logLevel, configFile: *configFile,
-		statusAddr: *statusAddr, statusLimit: *statusLimit, statusJSON: *statusJSON, manager: mgr, drill: drl}
-	inv.preflight = pre
+	inv = invocation{command: cmd, logFormat: *c.logFormat, logLevel: *c.logLevel, configFile: *c.configFile,
+		statusAddr: *c.statusAddr, statusLimit: *c.statusLimit, statusJSON: *c.statusJSON, manager: c.manager, drill: c.drill,
+		docs: c.docs, report: c.report, model: app.Model}
+	inv.preflight = c.preflight
 	o := &inv.overrides
-	o.EmbeddedManager = *embedded == "embedded"
-	if set.listen {
-		o.ListenAddress = listen
+	o.EmbeddedManager = *c.embedded == "embedded"
+	if c.set.listen {
+		o.ListenAddress = c.listen
 	}
-	if set.path {
-		o.TelemetryPath = telemetryPath
+	if c.set.path {
+		o.TelemetryPath = c.telemetryPath
 	}
-	if set.level {
-		o.LogLevel = logLevel
+	if c.set.level {
+		o.LogLevel = c.logLevel
 	}
-	if set.strict {
-		o.ProbesStrict = strict
+	if c.set.strict {
+		o.ProbesStrict = c.strict
 	}
-	if set.stats {
-		o.BPFStats = bpfStats
+	if c.set.stats {
+		o.BPFStats = c.bpfStats
 	}
 	return inv, exitOK, true
 }
@@ -207,6 +263,17 @@ func checkLogFormat(format string) error {
 	return nil
 }
 
+// checkLogFlags checks --log.format and --log.level.
+func checkLogFlags(format, level string) error {
+	if err := checkLogFormat(format); err != nil {
+		return err
+	}
+	if _, err := config.ParseLevel(level); err != nil {
+		return fmt.Errorf("--log.level %w", err)
+	}
+	return nil
+}
+
 func slogger(w io.Writer, format string, level slog.Leveler) *slog.Logger {
 	hopts := &slog.HandlerOptions{Level: level}
 	if format == "json" {
@@ -233,6 +300,15 @@ func configFileName(path string) string {
 		return "built-in defaults"
 	}
 	return path
+}
+
+// versionText is what `nerve version` prints: the version, the revision,
+// the Go toolchain and platform on the first line (unchanged since the
+// first release, for scripts), then the SHA-256 of the embedded BPF
+// objects, as nerve_build_info{bpf_object_sha256} exports it.
+func versionText() string {
+	return fmt.Sprintf("nerve %s (revision %s, %s %s/%s)\nbpf_object_sha256 %s\n",
+		version, buildRevision(), runtime.Version(), runtime.GOOS, runtime.GOARCH, buildinfo.BPFObjectSHA256())
 }
 
 // buildRevision is the link-time revision, else the VCS revision the Go

@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/nervehq/nerve/internal/agent"
+	"github.com/nervehq/nerve/internal/buildinfo"
 )
 
 // flags renders the overrides that are set, to compare in one string.
@@ -88,6 +91,9 @@ func TestExitCodes(t *testing.T) {
 		{"bad flag value", []string{"agent", "--web.telemetry-path=metrics"}, exitUsage,
 			"nerve: command-line flags: web.telemetry_path: must start with \"/\", got \"metrics\"\n"},
 		{"bad log format", []string{"--log.format=xml", "agent"}, exitUsage, "nerve: --log.format must be logfmt or json, got \"xml\"\n"},
+		{"bad log format, any command", []string{"--log.format=text", "version"}, exitUsage, "nerve: --log.format must be logfmt or json, got \"text\"\n"},
+		{"bad log level", []string{"agent", "--log.level=loud"}, exitUsage, "nerve: --log.level must be debug, info, warn or error, got \"loud\"\n"},
+		{"bad log level, any command", []string{"--log.level=INFO", "status"}, exitUsage, "nerve: --log.level must be debug, info, warn or error, got \"INFO\"\n"},
 		{"version", []string{"version"}, exitOK, ""},
 	}
 	for _, tt := range tests {
@@ -107,10 +113,27 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
+// `nerve version`: the version, revision, Go version and platform on the
+// first line, then the hash of the embedded BPF objects, the one the agent
+// exports in nerve_build_info.
 func TestVersion(t *testing.T) {
 	var stdout, stderr strings.Builder
+	if code := run([]string{"version"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit status %d, stderr %q", code, stderr.String())
+	}
+	want := regexp.MustCompile(`^nerve dev \(revision \S+, go\S+ ` + runtime.GOOS + `/` + runtime.GOARCH + `\)\n` +
+		`bpf_object_sha256 ([0-9a-f]{64})\n$`)
+	got := stdout.String()
+	m := want.FindStringSubmatch(got)
+	if m == nil {
+		t.Fatalf("version printed %q, want it to match %s", got, want)
+	}
+	if m[1] != buildinfo.BPFObjectSHA256() {
+		t.Errorf("hash %s, want the one nerve_build_info exports, %s", m[1], buildinfo.BPFObjectSHA256())
+	}
+	stdout.Reset()
 	run([]string{"version"}, &stdout, &stderr)
-	if got := stdout.String(); !strings.HasPrefix(got, "nerve dev (revision ") {
-		t.Errorf("version printed %q", got)
+	if again := stdout.String(); again != got {
+		t.Errorf("second run printed %q, first %q", again, got)
 	}
 }

@@ -117,6 +117,9 @@ func (a *agent) newActuator(ctx context.Context, cfg *config.Config) (*actuatorR
 			}
 		}
 	}
+	if ccfg.Bundle, err = a.flight.openBundles(filepath.Join(ac.StateDir, "incidents")); err != nil {
+		return nil, fmt.Errorf("actuator state: %w", err)
+	}
 	ctl, err := controller.New(ccfg)
 	if err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/nervehq/nerve/internal/buildinfo"
 	"github.com/nervehq/nerve/internal/config"
 	"github.com/nervehq/nerve/probes/bpfstats"
 	"github.com/nervehq/nerve/probes/kernel"
@@ -153,6 +154,9 @@ func Run(ctx context.Context, logger *slog.Logger, cfg *config.Config, opts Opti
 			act.run(ctx)
 		}()
 	}
+	// Probes attached and interrupted actions resumed: keep only what the
+	// configuration still needs (caps.go).
+	a.dropCapabilities(cfg)
 	return a.serve(ctx, ln, cfg, opts)
 }
 
@@ -168,6 +172,7 @@ type agent struct {
 	serving atomic.Bool
 	act     *actuatorRun  // nil when the actuator is off
 	actDone chan struct{} // closed when the actuator goroutine has ended
+	flight  *flightRun    // the outliers of the probes (flight.go)
 }
 
 // newAgent switches on BPF statistics if asked, starts the probes and builds
@@ -193,9 +198,11 @@ func newAgent(logger *slog.Logger, cfg *config.Config, opts Options) (*agent, er
 		}
 	}
 
+	a.flight = newFlight(logger, cfg)
+	a.registry.MustRegister(a.flight)
 	specs := opts.Probes
 	if specs == nil {
-		specs = builtinProbes()
+		specs = builtinProbes(a.flight)
 	}
 	probes, err := startProbes(logger, cfg, specs)
 	if err != nil {
@@ -225,9 +232,12 @@ func buildInfo(version, revision string) prometheus.Collector {
 		revision = "unknown"
 	}
 	g := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name:        "nerve_build_info",
-		Help:        "Always 1; the labels say which nerve build is running.",
-		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": runtime.Version()},
+		Name: "nerve_build_info",
+		Help: "Always 1; the labels say which nerve build is running (bpf_object_sha256: the hash of its embedded BPF objects, as `nerve version` prints it).",
+		ConstLabels: prometheus.Labels{
+			"version": version, "revision": revision, "goversion": runtime.Version(),
+			"bpf_object_sha256": buildinfo.BPFObjectSHA256(),
+		},
 	})
 	g.Set(1)
 	return g
@@ -248,6 +258,7 @@ func (a *agent) close() {
 		}
 		a.probes.close(a.logger)
 	}
+	a.flight.close()
 	if a.statsOff != nil {
 		if err := a.statsOff.Close(); err != nil {
 			a.logger.Error("switch off BPF statistics", "err", err)

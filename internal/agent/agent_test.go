@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/nervehq/nerve/internal/buildinfo"
 	"github.com/nervehq/nerve/internal/config"
 )
 
@@ -178,7 +179,7 @@ func TestHTTP(t *testing.T) {
 			`nerve_probe_attached{probe="fake"} 1`,
 			`nerve_fake_events_total 42`,
 			`nerve_scrape_collector_duration_seconds{probe="fake"}`,
-			`nerve_build_info{goversion="` + runtime.Version() + `",revision="unknown",version="1.2.3"} 1`,
+			`nerve_build_info{bpf_object_sha256="` + buildinfo.BPFObjectSHA256() + `",goversion="` + runtime.Version() + `",revision="unknown",version="1.2.3"} 1`,
 			`go_goroutines`,
 			`process_start_time_seconds`,
 			`promhttp_metric_handler_requests_total`,
@@ -287,7 +288,7 @@ func TestDisabledProbe(t *testing.T) {
 }
 
 func TestBlockIOFollowsConfig(t *testing.T) {
-	spec := blockioProbe()
+	spec := blockioProbe(nil)
 	cfg := config.Default()
 	if !spec.Enabled(cfg) {
 		t.Error("blockio disabled by default")
@@ -314,6 +315,7 @@ func TestSelfMetricsGolden(t *testing.T) {
 	}
 	// goversion depends on the toolchain that runs the test.
 	want := strings.ReplaceAll(string(golden), "GOVERSION", runtime.Version())
+	want = strings.ReplaceAll(want, "BPFSHA256", buildinfo.BPFObjectSHA256())
 	err = testutil.GatherAndCompare(a.registry, strings.NewReader(want),
 		"nerve_probe_attached", "nerve_build_info", "nerve_fake_events_total")
 	if err != nil {

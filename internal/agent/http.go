@@ -53,6 +53,7 @@ func (a *agent) handler(telemetryPath string) http.Handler {
 		mux.Handle("GET /decisions", decisions)
 		mux.Handle("GET /decisions/{id}", decisions)
 	}
+	a.flight.routes(mux)
 	// "{$}" matches "/" only, so unknown paths get 404, not the index.
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")

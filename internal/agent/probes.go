@@ -38,8 +38,9 @@ type ProbeSpec struct {
 
 // builtinProbes are the probes the agent runs. Each lives in its own
 // probes_<name>.go, the only file that imports the probe's package.
-func builtinProbes() []ProbeSpec {
-	return []ProbeSpec{blockioProbe(), runqueueProbe(), pagefaultProbe(), jvmProbe()}
+// fl receives their outliers.
+func builtinProbes(fl *flightRun) []ProbeSpec {
+	return []ProbeSpec{blockioProbe(fl), runqueueProbe(fl), pagefaultProbe(fl), jvmProbe(fl)}
 }
 
 // startedProbe is an enabled probe, attached or not.

@@ -8,8 +8,9 @@ import (
 	"github.com/nervehq/nerve/jvm/thrash"
 )
 
-// jvmProbe wires the JVM pause probe to its configuration.
-func jvmProbe() ProbeSpec {
+// jvmProbe wires the JVM pause probe to its configuration and its
+// outliers to fl.
+func jvmProbe(fl *flightRun) ProbeSpec {
 	return ProbeSpec{
 		Name:    "jvm",
 		Enabled: func(c *config.Config) bool { return c.Probes.JVM.Enabled },

@@ -6,19 +6,23 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/nervehq/nerve/internal/config"
+	"github.com/nervehq/nerve/probes/flight"
 	"github.com/nervehq/nerve/probes/runqueue"
 )
 
-// runqueueProbe wires the run-queue delay probe to its configuration.
-func runqueueProbe() ProbeSpec {
+// runqueueProbe wires the run-queue delay probe to its configuration and
+// its outliers to fl.
+func runqueueProbe(fl *flightRun) ProbeSpec {
 	return ProbeSpec{
 		Name:    "runqueue",
 		Enabled: func(c *config.Config) bool { return c.Probes.RunQueue.Enabled },
 		New: func(logger *slog.Logger, c *config.Config) (Probe, error) {
-			p, err := runqueue.New(logger, runqueue.Config{Targets: c.Targets})
+			p, err := runqueue.New(logger, runqueue.Config{Targets: c.Targets,
+				Outliers: fl.sink(), OutlierDelay: fl.limits().RunQueue, OutlierRate: fl.rate()})
 			if err != nil {
 				return nil, err
 			}
+			fl.addSource(flight.RunQueue, p.OutlierDrops)
 			return &runqueueAdapter{Collector: p.Collector(c.Probes.RunQueue.BucketsPerOctave), p: p}, nil
 		},
 	}

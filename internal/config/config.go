@@ -29,6 +29,9 @@ type Config struct {
 	Manager Manager `yaml:"manager"`
 	// Preflight is what `nerve preflight` checks before the database starts.
 	Preflight Preflight `yaml:"preflight"`
+	// Flight is the flight recorder: the probes' outliers, kept for a while
+	// and written with every decision.
+	Flight Flight `yaml:"flight"`
 	// Targets are the process groups (a database, its sidecars) that probes
 	// break their figures down by, each a label value of its own.
 	Targets []targets.Target `yaml:"targets"`
@@ -40,13 +43,17 @@ type Config struct {
 
 // Web is where the agent serves its metrics.
 type Web struct {
+	// ListenAddress is the host:port the agent serves its metrics,
+	// /healthz and /decisions on; --web.listen-address overrides it.
 	ListenAddress string `yaml:"listen_address"`
+	// TelemetryPath is the URL path of the metrics; --web.telemetry-path
+	// overrides it.
 	TelemetryPath string `yaml:"telemetry_path"`
 }
 
 // Log is the agent's own logging.
 type Log struct {
-	// Level is debug, info, warn or error; see ParseLevel.
+	// Level is debug, info, warn or error.
 	Level string `yaml:"level"`
 }
 
@@ -64,19 +71,25 @@ type Probes struct {
 // JVM configures the JVM probe: safepoints, GC pauses and VM operations of
 // every JVM (or, when targets are set, of the targets' JVMs).
 type JVM struct {
+	// Enabled starts the probe; a disabled probe exports nothing.
 	Enabled bool `yaml:"enabled"`
 	// Thrash is each JVM's jvmquake token bucket: every pause adds its
 	// length, running time drains Weight times as fast; over Threshold the
 	// JVM is dying slowly (query_of_death).
 	Thrash struct {
+		// Threshold is how full a JVM's bucket may get before the JVM
+		// counts as dying slowly.
 		Threshold time.Duration `yaml:"threshold"`
-		Weight    float64       `yaml:"weight"`
+		// Weight is how many times faster running time drains the bucket
+		// than pauses fill it.
+		Weight float64 `yaml:"weight"`
 	} `yaml:"thrash"`
 }
 
 // Histogram configures a probe whose only settings are whether it runs and
 // how finely it exports its histograms.
 type Histogram struct {
+	// Enabled starts the probe; a disabled probe exports nothing.
 	Enabled bool `yaml:"enabled"`
 	// BucketsPerOctave is the exported histogram's resolution: 1, 2 or 4
 	// buckets per power of two.
@@ -85,6 +98,7 @@ type Histogram struct {
 
 // BlockIO configures the block I/O latency probe.
 type BlockIO struct {
+	// Enabled starts the probe; a disabled probe exports nothing.
 	Enabled bool `yaml:"enabled"`
 	// BucketsPerOctave is the exported histogram's resolution: 1, 2 or 4
 	// buckets per power of two.
@@ -97,6 +111,8 @@ type BlockIO struct {
 
 // Actuator configures diagnosis and the action ladder.
 type Actuator struct {
+	// Enabled runs diagnosis and the action ladder; off, the agent only
+	// exports metrics.
 	Enabled bool `yaml:"enabled"`
 	// Mode caps every rung: observe (diagnose only), advise (decide and
 	// explain, do not act) or enforce (the per-rung modes apply).
@@ -124,8 +140,10 @@ type Actuator struct {
 	SidecarUnits []string `yaml:"sidecar_units"`
 	// DumpDir receives the thread and heap dumps of a JVM killed for a
 	// query of death (rung 3); the JVM's user must be able to write it.
-	DumpDir  string `yaml:"dump_dir"`
-	HeapDump bool   `yaml:"heap_dump"`
+	DumpDir string `yaml:"dump_dir"`
+	// HeapDump adds a heap dump to the thread dump: as large as the heap,
+	// and slow to write.
+	HeapDump bool `yaml:"heap_dump"`
 	// TransferHook and ExitHook are operator commands (argv) for rungs 4
 	// and 5, e.g. ["nodetool", "decommission"].
 	TransferHook []string `yaml:"transfer_hook"`
@@ -139,9 +157,14 @@ type Actuator struct {
 	// does not answer within two minutes has failed.
 	CQLHosts []string `yaml:"cql_hosts"`
 	// WebhookURL receives alerts as JSON POSTs; empty: log only.
-	WebhookURL                 string        `yaml:"webhook_url"`
-	EscalateAfter              time.Duration `yaml:"escalate_after"`
-	MaxDatabaseRestartsPerHour int           `yaml:"max_database_restarts_per_hour"`
+	WebhookURL string `yaml:"webhook_url"`
+	// EscalateAfter is how long a diagnosis may persist after an action
+	// before the ladder goes one rung up.
+	EscalateAfter time.Duration `yaml:"escalate_after"`
+	// MaxDatabaseRestartsPerHour trips the crash-loop guard: after that
+	// many database restarts within an hour, no action that stops the
+	// database is taken for an hour.
+	MaxDatabaseRestartsPerHour int `yaml:"max_database_restarts_per_hour"`
 }
 
 // Manager is the manager the agent asks for the rack lock: its replicas,

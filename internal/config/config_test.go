@@ -93,7 +93,7 @@ func TestLoadBad(t *testing.T) {
 	}{
 		{"bad_syntax.yaml", []string{"line 2: invalid YAML"}},
 		{"unknown_field.yaml", []string{"line 4: probes.blockio.bucket_per_octave: unknown field", "buckets_per_octave"}},
-		{"unknown_section.yaml", []string{"line 3: metrics: unknown field (known here: web, log, probes, actuator, manager, preflight, targets, bpf_stats)"}},
+		{"unknown_section.yaml", []string{"line 3: metrics: unknown field (known here: web, log, probes, actuator, manager, preflight, flight, targets, bpf_stats)"}},
 		{"wrong_type_int.yaml", []string{`line 3: probes.blockio.max_devices: must be an integer, got "lots"`}},
 		{"wrong_type_bool.yaml", []string{`line 2: probes.strict: must be true or false, got "maybe"`}},
 		{"wrong_type_section.yaml", []string{`line 1: web: must be a mapping, got ":19648"`}},

@@ -139,6 +139,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.Preflight.validate()...)
+	errs = append(errs, c.Flight.validate()...)
 	if err := targets.ValidateAll(c.Targets, MaxTargets); err != nil {
 		add("targets", "%v", err)
 	}

@@ -5,4 +5,9 @@
 // pause events into metrics and into a per-JVM signal the actuator can
 // subscribe to. x86-64 only for now: the argument registers of the probes
 // are read from x86's pt_regs.
+//
+// With a sink configured (Config.Outliers), every safepoint whose pause is
+// at least Config.OutlierPause is also sent to it (flight.SafepointEvent),
+// with the VM operations that ran in it and the time to safepoint, from the
+// reader goroutine that Close ends.
 package probe

@@ -3,6 +3,8 @@
 package probe
 
 import (
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,11 +26,51 @@ var windows = []time.Duration{10 * time.Second, 60 * time.Second}
 
 // jvmState is what the aggregator keeps per JVM.
 type jvmState struct {
-	label   string
-	thrash  *thrash.Detector // fed with every safepoint
-	pauses  []Pause          // safepoints of the last 60 s
-	spStart time.Duration    // start of the safepoint in progress, as its VM operation saw it
-	opStart time.Duration    // earliest VM operation start since the last safepoint ended
+	label  string
+	thrash *thrash.Detector // fed with every safepoint
+	pauses []Pause          // safepoints of the last 60 s
+	ops    []vmOp           // VM operations since the last safepoint ended, at most maxPendingOps
+}
+
+// vmOp is a VM operation waiting for the safepoint it may have run in.
+type vmOp struct {
+	start time.Duration
+	name  string
+}
+
+// maxPendingOps bounds the VM operations kept between two safepoints: a
+// safepoint runs one (JDK 17) or a few batched ones; those outside any
+// safepoint (handshakes) are only kept until the next one.
+const maxPendingOps = 16
+
+// safepointOps is what the VM operations run inside a safepoint say about
+// it: the time to safepoint (until the first began; 0 when none is known)
+// and their names, distinct, comma-separated.
+type safepointOps struct {
+	tts   time.Duration
+	names string
+}
+
+func (s *jvmState) opsWithin(start, end time.Duration) safepointOps {
+	var out safepointOps
+	first := time.Duration(-1)
+	var names []string
+	for _, o := range s.ops {
+		if o.start <= start || o.start >= end {
+			continue
+		}
+		if first < 0 || o.start < first {
+			first = o.start
+		}
+		if o.name != "" && !slices.Contains(names, o.name) {
+			names = append(names, o.name)
+		}
+	}
+	if first >= 0 {
+		out.tts = first - start
+	}
+	out.names = strings.Join(names, ",")
+	return out
 }
 
 // aggregator turns pauses into metrics. Events arrive from the reader
@@ -107,18 +149,22 @@ func (a *aggregator) state(p Pause) *jvmState {
 // detector works in; only differences matter to it.
 func mono(d time.Duration) time.Time { return time.Unix(0, 0).Add(d) }
 
-func (a *aggregator) add(p Pause) {
+// add takes one pause; for a safepoint it returns what its VM operations
+// say about it.
+func (a *aggregator) add(p Pause) safepointOps {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s := a.state(p)
 	sec := p.Duration().Seconds()
+	var sp safepointOps
 	switch p.Kind {
 	case Safepoint:
 		a.safepoint.WithLabelValues(p.Label).Observe(sec)
-		if s.opStart > p.Start && s.opStart < p.End {
-			a.tts.WithLabelValues(p.Label).Observe((s.opStart - p.Start).Seconds())
+		sp = s.opsWithin(p.Start, p.End)
+		if sp.tts > 0 {
+			a.tts.WithLabelValues(p.Label).Observe(sp.tts.Seconds())
 		}
-		s.opStart = 0
+		s.ops = s.ops[:0]
 		if s.thrash != nil {
 			s.thrash.Pause(mono(p.Start), mono(p.End))
 		}
@@ -143,10 +189,11 @@ func (a *aggregator) add(p Pause) {
 			a.ops[op] = true
 		}
 		a.vmop.WithLabelValues(p.Label, op).Observe(sec)
-		if s.opStart == 0 || p.Start < s.opStart {
-			s.opStart = p.Start
+		if len(s.ops) < maxPendingOps {
+			s.ops = append(s.ops, vmOp{start: p.Start, name: p.Operation})
 		}
 	}
+	return sp
 }
 
 // forget drops a JVM; when it was the last of its label, the label's series go.

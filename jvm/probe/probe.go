@@ -24,6 +24,8 @@ import (
 
 	"github.com/nervehq/nerve/jvm/thrash"
 	"github.com/nervehq/nerve/jvm/usdt"
+	"github.com/nervehq/nerve/probes/flight"
+	"github.com/nervehq/nerve/probes/outlier"
 	"github.com/nervehq/nerve/probes/targets"
 )
 
@@ -44,7 +46,18 @@ type Config struct {
 	// Thrash configures each JVM's thrash detector; zero means jvmquake's
 	// defaults (30 s, weight 5).
 	Thrash thrash.Config
+	// Outliers receives every safepoint whose pause is at least
+	// OutlierPause, with its JVM, VM operation and time to safepoint, from
+	// the reader goroutine. nil: none. Safepoints come to user space
+	// anyway, so the kernel side is the same either way.
+	Outliers flight.Sink
+	// OutlierPause is the threshold; 0 means DefaultOutlierPause.
+	OutlierPause time.Duration
 }
+
+// DefaultOutlierPause is the outlier threshold when the config leaves it 0:
+// a pause no request to a healthy database should see.
+const DefaultOutlierPause = 100 * time.Millisecond
 
 // Kind is a kind of stop.
 type Kind int
@@ -87,6 +100,9 @@ type JVM struct {
 	Lib    string // libjvm.so as the host sees it
 	Start  uint64 // process start time in ticks, to tell a restarted pid apart
 	Probes bool   // its libjvm.so has the USDT probes and they are attached
+
+	comm     string // for outliers, read when it was found
+	cgroupID uint64
 }
 
 // lib is one distinct libjvm.so file with its attached uprobes.
@@ -104,6 +120,7 @@ type Probe struct {
 	objs   jvmObjects
 	rd     *ringbuf.Reader
 	agg    *aggregator
+	clock  outlier.Clock // CLOCK_MONOTONIC to wall clock, for outliers
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -115,8 +132,10 @@ type Probe struct {
 
 // goneJVM keeps an exited JVM's label until its last events are read.
 type goneJVM struct {
-	label string
-	at    time.Time
+	label    string
+	comm     string
+	cgroupID uint64
+	at       time.Time
 }
 
 // goneGrace is how long an exited JVM's events are still accepted: a few
@@ -138,13 +157,20 @@ func New(logger *slog.Logger, cfg Config) (*Probe, error) {
 	if cfg.Resolver == (targets.Resolver{}) {
 		cfg.Resolver = targets.Default()
 	}
+	if cfg.OutlierPause < 0 {
+		return nil, fmt.Errorf("jvm: outlier pause must not be negative, got %v", cfg.OutlierPause)
+	}
+	if cfg.OutlierPause == 0 {
+		cfg.OutlierPause = DefaultOutlierPause
+	}
 	if cfg.Thrash == (thrash.Config{}) {
 		cfg.Thrash = thrash.DefaultConfig()
 	}
 	if err := cfg.Thrash.Validate(); err != nil {
 		return nil, fmt.Errorf("jvm: %w", err)
 	}
-	p := &Probe{logger: logger, cfg: cfg, jvms: map[int]*JVM{}, gone: map[int]goneJVM{}, libs: map[[2]uint64]*lib{}, agg: newAggregator(cfg.Thrash)}
+	p := &Probe{logger: logger, cfg: cfg, jvms: map[int]*JVM{}, gone: map[int]goneJVM{}, libs: map[[2]uint64]*lib{},
+		agg: newAggregator(cfg.Thrash), clock: outlier.NewClock()}
 	if err := loadJvmObjects(&p.objs, nil); err != nil {
 		return nil, fmt.Errorf("jvm: load: %w", err)
 	}
@@ -242,16 +268,18 @@ func (p *Probe) read(ctx context.Context) {
 			continue
 		}
 		p.mu.Lock()
-		label, known := "", false
+		var who goneJVM
+		known := false
 		if j := p.jvms[int(ev.Tgid)]; j != nil {
-			label, known = j.Label, true
+			who, known = goneJVM{label: j.Label, comm: j.comm, cgroupID: j.cgroupID}, true
 		} else if g, ok := p.gone[int(ev.Tgid)]; ok {
-			label, known = g.label, true // its last events, read after it exited
+			who, known = g, true // its last events, read after it exited
 		}
 		p.mu.Unlock()
 		if !known {
 			continue
 		}
+		label := who.label
 		pause := Pause{
 			PID: int(ev.Tgid), Label: label, Kind: Kind(ev.Kind),
 			Start: time.Duration(ev.StartNs), End: time.Duration(ev.EndNs),
@@ -259,9 +287,12 @@ func (p *Probe) read(ctx context.Context) {
 		if pause.Kind == VMOperation {
 			pause.Operation = cString(ev.Op[:])
 		}
-		p.agg.add(pause)
+		sp := p.agg.add(pause)
 		if p.cfg.OnPause != nil {
 			p.cfg.OnPause(pause)
+		}
+		if pause.Kind == Safepoint && p.cfg.Outliers != nil && pause.Duration() >= p.cfg.OutlierPause {
+			p.cfg.Outliers.Record(p.outlierEvent(pause, sp, who))
 		}
 	}
 }
@@ -401,6 +432,10 @@ func (p *Probe) watch(j *JVM) {
 		}
 	}
 	j.Probes = l.err == nil
+	if comm, err := os.ReadFile(filepath.Join(p.cfg.Proc, strconv.Itoa(j.PID), "comm")); err == nil {
+		j.comm = strings.TrimSpace(string(comm))
+	}
+	j.cgroupID, _ = cgroupID(p.cfg.Proc, p.cfg.Resolver.CgroupRoot, j.PID)
 	tgid := uint32(j.PID)
 	if err := p.objs.JvmWatched.Put(tgid, uint8(1)); err != nil {
 		p.logger.Warn("watch JVM", "pid", j.PID, "err", err)
@@ -424,7 +459,7 @@ func (p *Probe) forget(pid int) {
 	j := p.jvms[pid]
 	delete(p.jvms, pid)
 	if j != nil {
-		p.gone[pid] = goneJVM{label: j.Label, at: time.Now()}
+		p.gone[pid] = goneJVM{label: j.Label, comm: j.comm, cgroupID: j.cgroupID, at: time.Now()}
 	}
 	var detach []link.Link
 	for key, l := range p.libs {

@@ -12,14 +12,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nervehq/nerve/jvm/thrash"
+	"github.com/nervehq/nerve/probes/flight"
 	"github.com/nervehq/nerve/probes/targets"
 )
 
 // Config says which JVMs to watch.
 type Config struct {
-	Targets []targets.Target
-	Thrash  thrash.Config
+	Targets      []targets.Target
+	Thrash       thrash.Config
+	Outliers     flight.Sink
+	OutlierPause time.Duration
 }
+
+// DefaultOutlierPause is the outlier threshold when the config leaves it 0.
+const DefaultOutlierPause = 100 * time.Millisecond
 
 // Probe is not available on this architecture.
 type Probe struct{}
@@ -40,6 +46,9 @@ type JVM struct {
 	Label  string
 	Probes bool
 }
+
+// OutlierDrops counts nothing.
+func (p *Probe) OutlierDrops() flight.Drops { return flight.Drops{} }
 
 // JVMs lists no JVMs.
 func (p *Probe) JVMs() []JVM { return nil }

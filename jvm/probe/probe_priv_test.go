@@ -48,14 +48,21 @@ func (r *recorder) of(pid int, k Kind) []Pause {
 
 func startProbe(t *testing.T) (*Probe, *recorder) {
 	t.Helper()
+	return startProbeWith(t, Config{})
+}
+
+// startProbeWith starts a probe on cfg, with a fast scan and a recorder of
+// every pause.
+func startProbeWith(t *testing.T, cfg Config) (*Probe, *recorder) {
+	t.Helper()
 	privtest.Root(t)
 	privtest.Tools(t, "java", "javac")
 	if err := rlimit.RemoveMemlock(); err != nil {
 		t.Fatal(err)
 	}
 	rec := &recorder{pauses: map[int][]Pause{}}
-	p, err := New(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Config{Scan: 50 * time.Millisecond, OnPause: rec.add})
+	cfg.Scan, cfg.OnPause = 50*time.Millisecond, rec.add
+	p, err := New(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), cfg)
 	if err != nil {
 		privtest.Skip(t, fmt.Sprintf("JVM probe cannot load here: %v", err))
 	}

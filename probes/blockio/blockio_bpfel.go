@@ -51,14 +51,31 @@ const (
 	blockioBlockOpBLOCK_OP_OTHER   blockioBlockOp = 4
 )
 
+type blockioBlockOutlier struct {
+	_         structs.HostLayout
+	TsNs      uint64
+	Sector    uint64
+	QueueNs   uint64
+	ServiceNs uint64
+	CgroupId  uint64
+	Tgid      uint32
+	Pid       uint32
+	Dev       uint32
+	Bytes     uint32
+	Inflight  uint32
+	Op        uint8
+	Pad       [3]uint8
+}
+
 type blockioBlockRequest struct {
 	_        structs.HostLayout
 	IssueNs  uint64
 	WaitedNs uint64
+	PidTgid  uint64
 	Slot     uint32
 	Op       uint8
 	Class    uint8
-	Pad      uint16
+	Inflight uint16
 }
 
 type blockioBlockSubmit struct {
@@ -68,29 +85,52 @@ type blockioBlockSubmit struct {
 	Nvcsw uint64
 }
 
+type blockioOutlierBucket struct {
+	_      structs.HostLayout
+	Tokens uint64
+	LastNs uint64
+}
+
+type blockioOutlierDrop uint32
+
+const (
+	blockioOutlierDropOUTLIER_DROP_RATE_LIMITED blockioOutlierDrop = 0
+	blockioOutlierDropOUTLIER_DROP_LOST         blockioOutlierDrop = 1
+	blockioOutlierDropOUTLIER_DROP_MAX          blockioOutlierDrop = 2
+)
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	blockioMapBlockDevices    = "block_devices"
-	blockioMapBlockDrops      = "block_drops"
-	blockioMapBlockRequests   = "block_requests"
-	blockioMapBlockSubmits    = "block_submits"
-	blockioMapBlockTagwaits   = "block_tagwaits"
-	blockioProgNrvBioQueue    = "nrv_bio_queue"
-	blockioProgNrvBioSplit    = "nrv_bio_split"
-	blockioProgNrvGetrq       = "nrv_getrq"
-	blockioProgNrvRqComplete  = "nrv_rq_complete"
-	blockioProgNrvRqCompleteR = "nrv_rq_complete_r"
-	blockioProgNrvRqIssue     = "nrv_rq_issue"
-	blockioProgNrvRqIssueQ    = "nrv_rq_issue_q"
-	blockioProgNrvRqIssueR    = "nrv_rq_issue_r"
-	blockioProgNrvRqRequeue   = "nrv_rq_requeue"
-	blockioProgNrvRqRequeueQ  = "nrv_rq_requeue_q"
-	blockioProgNrvRqRequeueR  = "nrv_rq_requeue_r"
-	blockioVarTagwaitMinNs    = "tagwait_min_ns"
-	blockioVarUnusedBlockDrop = "unused_block_drop"
-	blockioVarUnusedBlockOp   = "unused_block_op"
+	blockioMapBlockDevices       = "block_devices"
+	blockioMapBlockDrops         = "block_drops"
+	blockioMapBlockOutliers      = "block_outliers"
+	blockioMapBlockRequests      = "block_requests"
+	blockioMapBlockSubmits       = "block_submits"
+	blockioMapBlockTagwaits      = "block_tagwaits"
+	blockioMapOutlierBuckets     = "outlier_buckets"
+	blockioMapOutlierDrops       = "outlier_drops"
+	blockioProgNrvBioQueue       = "nrv_bio_queue"
+	blockioProgNrvBioSplit       = "nrv_bio_split"
+	blockioProgNrvGetrq          = "nrv_getrq"
+	blockioProgNrvRqComplete     = "nrv_rq_complete"
+	blockioProgNrvRqCompleteR    = "nrv_rq_complete_r"
+	blockioProgNrvRqIssue        = "nrv_rq_issue"
+	blockioProgNrvRqIssueQ       = "nrv_rq_issue_q"
+	blockioProgNrvRqIssueR       = "nrv_rq_issue_r"
+	blockioProgNrvRqRequeue      = "nrv_rq_requeue"
+	blockioProgNrvRqRequeueQ     = "nrv_rq_requeue_q"
+	blockioProgNrvRqRequeueR     = "nrv_rq_requeue_r"
+	blockioVarOutlierBurst       = "outlier_burst"
+	blockioVarOutlierQueueNs     = "outlier_queue_ns"
+	blockioVarOutlierRate        = "outlier_rate"
+	blockioVarOutlierServiceNs   = "outlier_service_ns"
+	blockioVarTagwaitMinNs       = "tagwait_min_ns"
+	blockioVarUnusedBlockDrop    = "unused_block_drop"
+	blockioVarUnusedBlockOp      = "unused_block_op"
+	blockioVarUnusedBlockOutlier = "unused_block_outlier"
+	blockioVarUnusedOutlierDrop  = "unused_outlier_drop"
 )
 
 // loadBlockio returns the embedded CollectionSpec for blockio.
@@ -152,20 +192,29 @@ type blockioProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type blockioMapSpecs struct {
-	BlockDevices  *ebpf.MapSpec `ebpf:"block_devices"`
-	BlockDrops    *ebpf.MapSpec `ebpf:"block_drops"`
-	BlockRequests *ebpf.MapSpec `ebpf:"block_requests"`
-	BlockSubmits  *ebpf.MapSpec `ebpf:"block_submits"`
-	BlockTagwaits *ebpf.MapSpec `ebpf:"block_tagwaits"`
+	BlockDevices   *ebpf.MapSpec `ebpf:"block_devices"`
+	BlockDrops     *ebpf.MapSpec `ebpf:"block_drops"`
+	BlockOutliers  *ebpf.MapSpec `ebpf:"block_outliers"`
+	BlockRequests  *ebpf.MapSpec `ebpf:"block_requests"`
+	BlockSubmits   *ebpf.MapSpec `ebpf:"block_submits"`
+	BlockTagwaits  *ebpf.MapSpec `ebpf:"block_tagwaits"`
+	OutlierBuckets *ebpf.MapSpec `ebpf:"outlier_buckets"`
+	OutlierDrops   *ebpf.MapSpec `ebpf:"outlier_drops"`
 }
 
 // blockioVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type blockioVariableSpecs struct {
-	TagwaitMinNs    *ebpf.VariableSpec `ebpf:"tagwait_min_ns"`
-	UnusedBlockDrop *ebpf.VariableSpec `ebpf:"unused_block_drop"`
-	UnusedBlockOp   *ebpf.VariableSpec `ebpf:"unused_block_op"`
+	OutlierBurst       *ebpf.VariableSpec `ebpf:"outlier_burst"`
+	OutlierQueueNs     *ebpf.VariableSpec `ebpf:"outlier_queue_ns"`
+	OutlierRate        *ebpf.VariableSpec `ebpf:"outlier_rate"`
+	OutlierServiceNs   *ebpf.VariableSpec `ebpf:"outlier_service_ns"`
+	TagwaitMinNs       *ebpf.VariableSpec `ebpf:"tagwait_min_ns"`
+	UnusedBlockDrop    *ebpf.VariableSpec `ebpf:"unused_block_drop"`
+	UnusedBlockOp      *ebpf.VariableSpec `ebpf:"unused_block_op"`
+	UnusedBlockOutlier *ebpf.VariableSpec `ebpf:"unused_block_outlier"`
+	UnusedOutlierDrop  *ebpf.VariableSpec `ebpf:"unused_outlier_drop"`
 }
 
 // blockioObjects contains all objects after they have been loaded into the kernel.
@@ -188,20 +237,26 @@ func (o *blockioObjects) Close() error {
 //
 // It can be passed to loadBlockioObjects or ebpf.CollectionSpec.LoadAndAssign.
 type blockioMaps struct {
-	BlockDevices  *ebpf.Map `ebpf:"block_devices"`
-	BlockDrops    *ebpf.Map `ebpf:"block_drops"`
-	BlockRequests *ebpf.Map `ebpf:"block_requests"`
-	BlockSubmits  *ebpf.Map `ebpf:"block_submits"`
-	BlockTagwaits *ebpf.Map `ebpf:"block_tagwaits"`
+	BlockDevices   *ebpf.Map `ebpf:"block_devices"`
+	BlockDrops     *ebpf.Map `ebpf:"block_drops"`
+	BlockOutliers  *ebpf.Map `ebpf:"block_outliers"`
+	BlockRequests  *ebpf.Map `ebpf:"block_requests"`
+	BlockSubmits   *ebpf.Map `ebpf:"block_submits"`
+	BlockTagwaits  *ebpf.Map `ebpf:"block_tagwaits"`
+	OutlierBuckets *ebpf.Map `ebpf:"outlier_buckets"`
+	OutlierDrops   *ebpf.Map `ebpf:"outlier_drops"`
 }
 
 func (m *blockioMaps) Close() error {
 	return _BlockioClose(
 		m.BlockDevices,
 		m.BlockDrops,
+		m.BlockOutliers,
 		m.BlockRequests,
 		m.BlockSubmits,
 		m.BlockTagwaits,
+		m.OutlierBuckets,
+		m.OutlierDrops,
 	)
 }
 
@@ -209,9 +264,15 @@ func (m *blockioMaps) Close() error {
 //
 // It can be passed to loadBlockioObjects or ebpf.CollectionSpec.LoadAndAssign.
 type blockioVariables struct {
-	TagwaitMinNs    *ebpf.Variable `ebpf:"tagwait_min_ns"`
-	UnusedBlockDrop *ebpf.Variable `ebpf:"unused_block_drop"`
-	UnusedBlockOp   *ebpf.Variable `ebpf:"unused_block_op"`
+	OutlierBurst       *ebpf.Variable `ebpf:"outlier_burst"`
+	OutlierQueueNs     *ebpf.Variable `ebpf:"outlier_queue_ns"`
+	OutlierRate        *ebpf.Variable `ebpf:"outlier_rate"`
+	OutlierServiceNs   *ebpf.Variable `ebpf:"outlier_service_ns"`
+	TagwaitMinNs       *ebpf.Variable `ebpf:"tagwait_min_ns"`
+	UnusedBlockDrop    *ebpf.Variable `ebpf:"unused_block_drop"`
+	UnusedBlockOp      *ebpf.Variable `ebpf:"unused_block_op"`
+	UnusedBlockOutlier *ebpf.Variable `ebpf:"unused_block_outlier"`
+	UnusedOutlierDrop  *ebpf.Variable `ebpf:"unused_outlier_drop"`
 }
 
 // blockioPrograms contains all programs after they have been loaded into the kernel.

@@ -20,14 +20,14 @@ import (
 // These tests create real devices and real I/O, and compare what the probe
 // saw with what fio measured on its own.
 
-func startProbe(t *testing.T) *Probe {
+func startProbe(t *testing.T, cfg Config) *Probe {
 	t.Helper()
 	privtest.Root(t)
 	privtest.Tools(t, "fio", "losetup")
 	if err := rlimit.RemoveMemlock(); err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), Config{})
+	p, err := New(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), cfg)
 	if err != nil {
 		privtest.Skip(t, fmt.Sprintf("blockio probe cannot load here: %v", err))
 	}
@@ -98,7 +98,7 @@ func runFio(t *testing.T, args ...string) *fio.Report {
 
 // The probe counts every request fio issues, no more and no fewer.
 func TestRequestCountMatchesFio(t *testing.T) {
-	p := startProbe(t)
+	p := startProbe(t, Config{})
 	disk, err := faults.NewFastDisk(scratch(t), 256<<20)
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +128,7 @@ func TestRequestCountMatchesFio(t *testing.T) {
 
 // A drive that is slow on its own shows it at in-flight 0.
 func TestSlowDriveServiceTime(t *testing.T) {
-	p := startProbe(t)
+	p := startProbe(t, Config{})
 	const delay = 20 * time.Millisecond
 	disk, err := faults.NewSlowDisk(scratch(t), 64<<20, delay)
 	if err != nil {
@@ -174,7 +174,7 @@ func TestSlowDriveServiceTime(t *testing.T) {
 // device gets EAGAIN (REQ_NOWAIT) and retries in user space, where no block
 // tracepoint can see the wait.
 func TestOverloadShowsAsQueueTime(t *testing.T) {
-	p := startProbe(t)
+	p := startProbe(t, Config{})
 	for _, sched := range []string{"none", "mq-deadline"} {
 		t.Run(sched, func(t *testing.T) {
 			disk, err := faults.NewSlowDisk(scratch(t), 256<<20, time.Millisecond)

@@ -12,4 +12,11 @@
 // (5.11+). Nothing is lost silently: every place the kernel side can drop an
 // event is counted in nerve_probe_drops_total{probe="blockio"}. Maps are read
 // at scrape time only.
+//
+// With a sink configured (Config.Outliers), requests slower than the outlier
+// thresholds are sent to it with their context (flight.BlockEvent) by a
+// reader goroutine that Close ends; OutlierDrops counts those the kernel
+// rate-limited or could not store. Queue time 0 in an outlier can also mean
+// the kernel gave no start time for it (as nerve_block_queue_time_unknown_total
+// counts).
 package blockio

@@ -9,12 +9,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 
+	"github.com/nervehq/nerve/probes/flight"
 	"github.com/nervehq/nerve/probes/histogram"
+	"github.com/nervehq/nerve/probes/outlier"
 )
 
 // Config says how the probe sizes its maps and how finely it exports.
@@ -27,7 +30,30 @@ type Config struct {
 	// MaxRequests is the number of requests remembered between issue and
 	// completion; 0 sizes it from the machine.
 	MaxRequests int
+
+	// Outliers receives every request whose service time is at least
+	// OutlierService or whose queue time is at least OutlierQueue, with
+	// its context. nil turns the outlier path off: the kernel then
+	// compares against a threshold no request reaches, and no reader runs.
+	Outliers flight.Sink
+	// OutlierService and OutlierQueue are the thresholds; 0 means
+	// DefaultOutlierService and DefaultOutlierQueue.
+	OutlierService time.Duration
+	OutlierQueue   time.Duration
+	// OutlierRate is how many outliers per second each CPU lets through
+	// (0: outlier.DefaultRate), OutlierBurst how many at once (0: the
+	// rate); the kernel counts the rest in OutlierDrops.
+	OutlierRate  int
+	OutlierBurst int
 }
+
+// Default outlier thresholds, those of the goals' slow_drive and
+// disk_overload rules (actuator/goals/default.yaml): a request slower than
+// the p99 a healthy disk keeps.
+const (
+	DefaultOutlierService = 50 * time.Millisecond
+	DefaultOutlierQueue   = 100 * time.Millisecond
+)
 
 // Mode says which kernel hooks the probe runs on.
 type Mode string
@@ -47,10 +73,14 @@ type Probe struct {
 	mode       Mode
 	tagWaits   bool // bio submission -> request wait is measured
 	names      *devNamer
+	outliers   *outlier.Reader // nil: no sink
 	devices    *ebpf.Map
 	requests   *ebpf.Map
 	drops      *ebpf.Map
 	tagwaitMap *ebpf.Map
+	outlierRB  *ebpf.Map // block_outliers
+	outlierDr  *ebpf.Map // outlier_drops
+	outlierBk  *ebpf.Map // outlier_buckets
 	programs   map[string]*ebpf.Program
 	links      []link.Link
 	closeOnce  sync.Once
@@ -62,6 +92,9 @@ type coreObjects struct {
 	Requests *ebpf.Map `ebpf:"block_requests"`
 	Drops    *ebpf.Map `ebpf:"block_drops"`
 	TagWaits *ebpf.Map `ebpf:"block_tagwaits"`
+	Outliers *ebpf.Map `ebpf:"block_outliers"`
+	OutDrops *ebpf.Map `ebpf:"outlier_drops"`
+	Buckets  *ebpf.Map `ebpf:"outlier_buckets"`
 }
 
 type btfObjects struct {
@@ -120,14 +153,32 @@ func New(logger *slog.Logger, cfg Config) (*Probe, error) {
 	}
 	spec.Maps["block_devices"].MaxEntries = uint32(cfg.MaxDevices)
 	spec.Maps["block_requests"].MaxEntries = uint32(cfg.MaxRequests)
+	if cfg.OutlierService == 0 {
+		cfg.OutlierService = DefaultOutlierService
+	}
+	if cfg.OutlierQueue == 0 {
+		cfg.OutlierQueue = DefaultOutlierQueue
+	}
+	if err := outlier.Configure(spec, "block_outliers", cfg.Outliers != nil,
+		outlier.Limit{Rate: cfg.OutlierRate, Burst: cfg.OutlierBurst},
+		outlier.Threshold{Var: "outlier_service_ns", D: cfg.OutlierService},
+		outlier.Threshold{Var: "outlier_queue_ns", D: cfg.OutlierQueue}); err != nil {
+		return nil, fmt.Errorf("blockio: %w", err)
+	}
 
 	p := &Probe{logger: logger, cfg: cfg, names: newDevNamer("/sys"), programs: map[string]*ebpf.Program{}}
 	if err := p.loadAndAttach(spec); err != nil {
 		p.Close()
 		return nil, err
 	}
+	if cfg.Outliers != nil {
+		if err := p.startOutliers(); err != nil {
+			p.Close()
+			return nil, fmt.Errorf("blockio: %w", err)
+		}
+	}
 	logger.Info("attached", "mode", p.mode, "tag_waits", p.tagWaits,
-		"device_slots", cfg.MaxDevices, "request_slots", cfg.MaxRequests)
+		"device_slots", cfg.MaxDevices, "request_slots", cfg.MaxRequests, "outliers", cfg.Outliers != nil)
 	return p, nil
 }
 
@@ -231,6 +282,7 @@ func (p *Probe) loadRaw(spec *ebpf.CollectionSpec) error {
 
 func (p *Probe) keep(c coreObjects) {
 	p.devices, p.requests, p.drops, p.tagwaitMap = c.Devices, c.Requests, c.Drops, c.TagWaits
+	p.outlierRB, p.outlierDr, p.outlierBk = c.Outliers, c.OutDrops, c.Buckets
 }
 
 // detach closes links, programs and maps after a failed attempt.
@@ -243,17 +295,22 @@ func (p *Probe) detach() {
 		prog.Close()
 	}
 	p.programs = map[string]*ebpf.Program{}
-	for _, m := range []*ebpf.Map{p.devices, p.requests, p.drops, p.tagwaitMap} {
+	for _, m := range []*ebpf.Map{p.devices, p.requests, p.drops, p.tagwaitMap, p.outlierRB, p.outlierDr, p.outlierBk} {
 		if m != nil {
 			m.Close()
 		}
 	}
 	p.devices, p.requests, p.drops, p.tagwaitMap = nil, nil, nil, nil
+	p.outlierRB, p.outlierDr, p.outlierBk = nil, nil, nil
 }
 
-// Close detaches the programs and frees the maps. It is safe to call twice.
+// Close stops the outlier reader (outliers not yet read are dropped),
+// detaches the programs and frees the maps. It is safe to call twice.
 func (p *Probe) Close() error {
-	p.closeOnce.Do(p.detach)
+	p.closeOnce.Do(func() {
+		p.outliers.Close()
+		p.detach()
+	})
 	return nil
 }
 

@@ -7,6 +7,6 @@ import (
 	"runtime"
 )
 
-func load(haveCgroup, haveTgid bool) (*kernelObjects, error) {
+func load(*Config) (*kernelObjects, error) {
 	return nil, fmt.Errorf("page-fault stalls are measured on x86 only (exceptions:page_fault_user and orig_ax); %s has neither", runtime.GOARCH)
 }

@@ -7,13 +7,21 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/nervehq/nerve/probes/outlier"
+	"github.com/nervehq/nerve/probes/targets"
 )
 
 // load loads and attaches the x86 programs.
-func load(haveCgroup, haveTgid bool) (*kernelObjects, error) {
+func load(cfg *Config) (*kernelObjects, error) {
+	haveCgroup, haveTgid := targets.Kinds(cfg.Targets)
 	spec, err := loadPagefault()
 	if err != nil {
 		return nil, fmt.Errorf("load spec: %w", err)
+	}
+	on, limit, stall := cfg.outlierSettings()
+	if err := outlier.Configure(spec, "pagefault_outliers", on, limit, stall); err != nil {
+		return nil, err
 	}
 	if err := spec.Variables["have_cgroup_targets"].Set(haveCgroup); err != nil {
 		return nil, err
@@ -32,6 +40,9 @@ func load(haveCgroup, haveTgid bool) (*kernelObjects, error) {
 		cgroups: objs.TargetCgroups,
 		tgids:   objs.TargetTgids,
 		progs:   map[string]*ebpf.Program{"nrv_pf_fault": objs.NrvPfFault, "nrv_pf_switch": objs.NrvPfSwitch},
+
+		outliers:     objs.PagefaultOutliers,
+		outlierDrops: objs.OutlierDrops,
 	}
 	for name, prog := range k.progs {
 		l, err := link.AttachTracing(link.TracingOptions{Program: prog})

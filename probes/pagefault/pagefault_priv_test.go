@@ -19,6 +19,8 @@ import (
 
 	"github.com/nervehq/nerve/internal/faults"
 	"github.com/nervehq/nerve/internal/privtest"
+	"github.com/nervehq/nerve/probes/flight"
+	"github.com/nervehq/nerve/probes/flight/flighttest"
 	"github.com/nervehq/nerve/probes/histogram"
 	"github.com/nervehq/nerve/probes/targets"
 )
@@ -34,6 +36,7 @@ var sink byte
 type childReport struct {
 	Touches   int   `json:"touches"`
 	BlockedNs int64 `json:"blocked_ns"` // wall time spent in the touching loads
+	Pages     []int `json:"pages"`      // the pages touched, in order
 }
 
 // TestMain lets the test binary act as the faulting child: a separate
@@ -90,12 +93,19 @@ func child(what string) error {
 		blocked += time.Since(start)
 	}
 	sink = sum // keeps the compiler from dropping the loads
-	return json.NewEncoder(os.Stdout).Encode(childReport{Touches: pages, BlockedNs: blocked.Nanoseconds()})
+	return json.NewEncoder(os.Stdout).Encode(childReport{Touches: pages, BlockedNs: blocked.Nanoseconds(), Pages: order})
 }
 
 // runChild runs the child in the cgroup v2 directory cgroupDir and calls
 // mark right before it starts touching pages.
 func runChild(t *testing.T, cgroupDir, what string, pages int, mark func()) childReport {
+	t.Helper()
+	r, _ := runChildPID(t, cgroupDir, what, pages, mark)
+	return r
+}
+
+// runChildPID is runChild that also returns the child's pid.
+func runChildPID(t *testing.T, cgroupDir, what string, pages int, mark func()) (childReport, int) {
 	t.Helper()
 	cmd := exec.Command("sh", "-c", `echo $$ > "$1/cgroup.procs" && exec "$2" -test.run=^$`, "sh", cgroupDir, os.Args[0])
 	cmd.Env = append(os.Environ(), envChild+"="+what, envPages+"="+strconv.Itoa(pages))
@@ -117,7 +127,7 @@ func runChild(t *testing.T, cgroupDir, what string, pages int, mark func()) chil
 	if err := json.NewDecoder(out).Decode(&r); err != nil {
 		t.Fatalf("child report: %v", err)
 	}
-	return r
+	return r, cmd.Process.Pid
 }
 
 func run(t *testing.T, name string, args ...string) {
@@ -127,9 +137,11 @@ func run(t *testing.T, name string, args ...string) {
 	}
 }
 
-// Faults on an mmap'd file on a slow disk are stalls of about the disk's
-// delay each; faults on anonymous memory are none.
-func TestStallsOnSlowMmap(t *testing.T) {
+// slowFile makes a 16 MiB file on an ext4 filesystem on a disk that takes
+// delay for every request, and drops the page cache so that every page of
+// it must be read from the disk.
+func slowFile(t *testing.T, delay time.Duration) string {
+	t.Helper()
 	privtest.Root(t)
 	privtest.Tools(t, "losetup", "mkfs.ext4", "mount", "umount")
 	if err := rlimit.RemoveMemlock(); err != nil {
@@ -145,25 +157,32 @@ func TestStallsOnSlowMmap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer disk.Close()
+	t.Cleanup(func() { disk.Close() })
 	run(t, "mkfs.ext4", "-q", "-F", disk.Device())
 	mnt := filepath.Join(scratch, "fs")
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	run(t, "mount", disk.Device(), mnt)
-	defer exec.Command("umount", "-l", mnt).Run()
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
 	file := filepath.Join(mnt, "sstable")
 	if err := os.WriteFile(file, make([]byte, 16<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	run(t, "sync")
-	const delay = 20 * time.Millisecond
 	disk.SetDelay(delay)
 	// Drop the page cache so that every touch reads the disk.
 	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0o200); err != nil {
 		t.Fatal(err)
 	}
+	return file
+}
+
+// Faults on an mmap'd file on a slow disk are stalls of about the disk's
+// delay each; faults on anonymous memory are none.
+func TestStallsOnSlowMmap(t *testing.T) {
+	const delay = 20 * time.Millisecond
+	file := slowFile(t, delay)
 
 	rel, dir := privtest.Cgroup(t)
 	p, err := New(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
@@ -211,5 +230,72 @@ func TestStallsOnSlowMmap(t *testing.T) {
 	got = read()
 	if n := got.Count() - before.Count(); n != 0 {
 		t.Errorf("%d stalls for %d anonymous-memory touches, want 0", n, r.Touches)
+	}
+}
+
+// Stalls on an mmap'd file on a slow disk are outliers naming the thread,
+// its cgroup, and the file and offset of each page it touched.
+func TestPageFaultOutliers(t *testing.T) {
+	const delay, pages = 20 * time.Millisecond, 40
+	file := slowFile(t, delay)
+	_, dir := privtest.Cgroup(t)
+	cg, err := targets.CgroupID(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &flighttest.Sink{}
+	p, err := New(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Config{Outliers: sink, OutlierStall: delay / 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if !p.Attached() {
+		privtest.Skip(t, fmt.Sprintf("page-fault programs cannot run here: %v", p.bpfErr))
+	}
+
+	r, pid := runChildPID(t, dir, file, pages, func() {})
+	mine := func(e flight.Event) bool { return e.PID == pid }
+	got := sink.Wait(pages, 3*time.Second, mine)
+	page := uint64(os.Getpagesize())
+	touched := map[uint64]bool{}
+	for _, pg := range r.Pages {
+		touched[uint64(pg)*page] = true
+	}
+	comm := filepath.Base(os.Args[0])
+	if len(comm) > 15 {
+		comm = comm[:15]
+	}
+	if n := len(got); n < pages*9/10 || n > pages*11/10 {
+		t.Errorf("%d outliers from the child (pid %d) for %d faulting touches", n, pid, pages)
+	}
+	for i, e := range got {
+		pf := e.PageFault
+		if i == 0 {
+			t.Logf("first: %+v %+v", e, *pf)
+		}
+		if e.Signal != flight.PageFault || pf == nil {
+			t.Fatalf("outlier %d: signal %q, pagefault %v", i, e.Signal, pf)
+		}
+		if pf.File != file || !touched[pf.Offset] {
+			t.Errorf("outlier %d: file %q offset %d (address %#x), want %q at one of the touched pages",
+				i, pf.File, pf.Offset, pf.Address, file)
+		}
+		if e.Comm != comm || e.CgroupID != cg || e.TID == 0 {
+			t.Errorf("outlier %d: comm %q cgroup %d tid %d, want %q %d", i, e.Comm, e.CgroupID, e.TID, comm, cg)
+		}
+		if e.Latency < delay/2 || e.Latency > 10*delay {
+			t.Errorf("outlier %d: stall %v, injected %v", i, e.Latency, delay)
+		}
+	}
+
+	// Anonymous memory: no stall, no outlier.
+	_, pid = runChildPID(t, dir, "anon", 2000, func() {})
+	time.Sleep(200 * time.Millisecond)
+	if n := len(sink.Events(func(e flight.Event) bool { return e.PID == pid })); n != 0 {
+		t.Errorf("%d outliers for anonymous-memory touches", n)
+	}
+	if d := p.OutlierDrops(); d != (flight.Drops{}) {
+		t.Errorf("drops %+v, want none", d)
 	}
 }

@@ -19,16 +19,45 @@ type pagefaultNerveHist struct {
 	SumNs  uint64
 }
 
+type pagefaultOutlierBucket struct {
+	_      structs.HostLayout
+	Tokens uint64
+	LastNs uint64
+}
+
+type pagefaultOutlierDrop uint32
+
+const (
+	pagefaultOutlierDropOUTLIER_DROP_RATE_LIMITED pagefaultOutlierDrop = 0
+	pagefaultOutlierDropOUTLIER_DROP_LOST         pagefaultOutlierDrop = 1
+	pagefaultOutlierDropOUTLIER_DROP_MAX          pagefaultOutlierDrop = 2
+)
+
+type pagefaultPfOutlier struct {
+	_        structs.HostLayout
+	TsNs     uint64
+	StallNs  uint64
+	CgroupId uint64
+	Address  uint64
+	Tgid     uint32
+	Pid      uint32
+	Comm     [16]int8
+}
+
 type pagefaultPfTask struct {
-	_       structs.HostLayout
-	FaultIp uint64
-	SleepNs uint64
+	_         structs.HostLayout
+	FaultIp   uint64
+	SleepNs   uint64
+	FaultAddr uint64
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	pagefaultMapOutlierBuckets              = "outlier_buckets"
+	pagefaultMapOutlierDrops                = "outlier_drops"
+	pagefaultMapPagefaultOutliers           = "pagefault_outliers"
 	pagefaultMapPagefaultStallSeconds       = "pagefault_stall_seconds"
 	pagefaultMapPagefaultTargetStallSeconds = "pagefault_target_stall_seconds"
 	pagefaultMapPfTasks                     = "pf_tasks"
@@ -38,6 +67,11 @@ const (
 	pagefaultProgNrvPfSwitch                = "nrv_pf_switch"
 	pagefaultVarHaveCgroupTargets           = "have_cgroup_targets"
 	pagefaultVarHaveTgidTargets             = "have_tgid_targets"
+	pagefaultVarOutlierBurst                = "outlier_burst"
+	pagefaultVarOutlierRate                 = "outlier_rate"
+	pagefaultVarOutlierStallNs              = "outlier_stall_ns"
+	pagefaultVarUnusedOutlierDrop           = "unused_outlier_drop"
+	pagefaultVarUnusedPfOutlier             = "unused_pf_outlier"
 )
 
 // loadPagefault returns the embedded CollectionSpec for pagefault.
@@ -90,6 +124,9 @@ type pagefaultProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type pagefaultMapSpecs struct {
+	OutlierBuckets              *ebpf.MapSpec `ebpf:"outlier_buckets"`
+	OutlierDrops                *ebpf.MapSpec `ebpf:"outlier_drops"`
+	PagefaultOutliers           *ebpf.MapSpec `ebpf:"pagefault_outliers"`
 	PagefaultStallSeconds       *ebpf.MapSpec `ebpf:"pagefault_stall_seconds"`
 	PagefaultTargetStallSeconds *ebpf.MapSpec `ebpf:"pagefault_target_stall_seconds"`
 	PfTasks                     *ebpf.MapSpec `ebpf:"pf_tasks"`
@@ -103,6 +140,11 @@ type pagefaultMapSpecs struct {
 type pagefaultVariableSpecs struct {
 	HaveCgroupTargets *ebpf.VariableSpec `ebpf:"have_cgroup_targets"`
 	HaveTgidTargets   *ebpf.VariableSpec `ebpf:"have_tgid_targets"`
+	OutlierBurst      *ebpf.VariableSpec `ebpf:"outlier_burst"`
+	OutlierRate       *ebpf.VariableSpec `ebpf:"outlier_rate"`
+	OutlierStallNs    *ebpf.VariableSpec `ebpf:"outlier_stall_ns"`
+	UnusedOutlierDrop *ebpf.VariableSpec `ebpf:"unused_outlier_drop"`
+	UnusedPfOutlier   *ebpf.VariableSpec `ebpf:"unused_pf_outlier"`
 }
 
 // pagefaultObjects contains all objects after they have been loaded into the kernel.
@@ -125,6 +167,9 @@ func (o *pagefaultObjects) Close() error {
 //
 // It can be passed to loadPagefaultObjects or ebpf.CollectionSpec.LoadAndAssign.
 type pagefaultMaps struct {
+	OutlierBuckets              *ebpf.Map `ebpf:"outlier_buckets"`
+	OutlierDrops                *ebpf.Map `ebpf:"outlier_drops"`
+	PagefaultOutliers           *ebpf.Map `ebpf:"pagefault_outliers"`
 	PagefaultStallSeconds       *ebpf.Map `ebpf:"pagefault_stall_seconds"`
 	PagefaultTargetStallSeconds *ebpf.Map `ebpf:"pagefault_target_stall_seconds"`
 	PfTasks                     *ebpf.Map `ebpf:"pf_tasks"`
@@ -134,6 +179,9 @@ type pagefaultMaps struct {
 
 func (m *pagefaultMaps) Close() error {
 	return _PagefaultClose(
+		m.OutlierBuckets,
+		m.OutlierDrops,
+		m.PagefaultOutliers,
 		m.PagefaultStallSeconds,
 		m.PagefaultTargetStallSeconds,
 		m.PfTasks,
@@ -148,6 +196,11 @@ func (m *pagefaultMaps) Close() error {
 type pagefaultVariables struct {
 	HaveCgroupTargets *ebpf.Variable `ebpf:"have_cgroup_targets"`
 	HaveTgidTargets   *ebpf.Variable `ebpf:"have_tgid_targets"`
+	OutlierBurst      *ebpf.Variable `ebpf:"outlier_burst"`
+	OutlierRate       *ebpf.Variable `ebpf:"outlier_rate"`
+	OutlierStallNs    *ebpf.Variable `ebpf:"outlier_stall_ns"`
+	UnusedOutlierDrop *ebpf.Variable `ebpf:"unused_outlier_drop"`
+	UnusedPfOutlier   *ebpf.Variable `ebpf:"unused_pf_outlier"`
 }
 
 // pagefaultPrograms contains all programs after they have been loaded into the kernel.

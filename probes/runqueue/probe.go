@@ -3,6 +3,10 @@
 // histogram and one per configured target (bpf/runqueue.bpf.c). Where the
 // BPF programs cannot run it falls back to the kernel's schedstat totals
 // through procfs, and says so in nerve_probe_attached and the log.
+//
+// With a sink configured, waits at least Config.OutlierDelay long are sent
+// to it as outliers (flight.RunQueueEvent) by a reader goroutine that Close
+// ends.
 package runqueue
 
 import (
@@ -10,12 +14,15 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/prometheus/procfs"
 
+	"github.com/nervehq/nerve/probes/flight"
 	"github.com/nervehq/nerve/probes/histogram"
+	"github.com/nervehq/nerve/probes/outlier"
 	"github.com/nervehq/nerve/probes/targets"
 )
 
@@ -25,8 +32,34 @@ const MaxTargets = 64
 // NodeTarget is the target label of the node-wide series.
 const NodeTarget = targets.Node
 
-// Config names the targets to break the delay down by.
-type Config = targets.Options
+// Config names the targets to break the delay down by, and where outliers go.
+type Config struct {
+	// Targets, Refresh and Resolver are those of targets.Options.
+	Targets  []targets.Target
+	Refresh  time.Duration
+	Resolver targets.Resolver
+
+	// Outliers receives every wait of at least OutlierDelay, with the task
+	// that waited and the one that ran instead. nil turns the outlier path
+	// off: the kernel compares against a wait no task reaches and no
+	// reader runs.
+	Outliers flight.Sink
+	// OutlierDelay is the threshold; 0 means DefaultOutlierDelay.
+	OutlierDelay time.Duration
+	// OutlierRate is how many outliers per second each CPU lets through
+	// (0: outlier.DefaultRate), OutlierBurst how many at once (0: the
+	// rate); the kernel counts the rest in OutlierDrops.
+	OutlierRate  int
+	OutlierBurst int
+}
+
+// DefaultOutlierDelay is the goals' cpu_overload threshold
+// (actuator/goals/default.yaml): a wait longer than a healthy p99.
+const DefaultOutlierDelay = 10 * time.Millisecond
+
+func (c *Config) options() targets.Options {
+	return targets.Options{Targets: c.Targets, Refresh: c.Refresh, Resolver: c.Resolver}
+}
 
 // Probe measures run-queue delay. Close it when done.
 type Probe struct {
@@ -36,6 +69,7 @@ type Probe struct {
 	links   []link.Link
 	bpf     bool // false: schedstat fallback
 	bpfErr  error
+	out     *outlier.Reader // nil: no sink or no BPF
 	proc    procfs.FS
 	tracker *targets.Tracker
 	closeMu sync.Once
@@ -45,17 +79,38 @@ type Probe struct {
 // kernel cannot run them (then the returned probe still works and
 // Attached reports false). An error means even the fallback is impossible.
 func New(logger *slog.Logger, cfg Config) (*Probe, error) {
-	proc, err := cfg.Defaults(MaxTargets)
+	opts := cfg.options()
+	proc, err := opts.Defaults(MaxTargets)
 	if err != nil {
 		return nil, fmt.Errorf("runqueue: %w", err)
 	}
+	cfg.Refresh, cfg.Resolver = opts.Refresh, opts.Resolver
+	if cfg.OutlierDelay == 0 {
+		cfg.OutlierDelay = DefaultOutlierDelay
+	}
 	p := &Probe{logger: logger, cfg: cfg, proc: proc}
-	if err := p.load(); err != nil {
+	spec, err := loadRunqueue()
+	if err != nil {
+		return nil, fmt.Errorf("runqueue: load spec: %w", err)
+	}
+	// A bad outlier setting is the caller's mistake, not the kernel's: fail.
+	if err := outlier.Configure(spec, "runqueue_outliers", cfg.Outliers != nil,
+		outlier.Limit{Rate: cfg.OutlierRate, Burst: cfg.OutlierBurst},
+		outlier.Threshold{Var: "outlier_delay_ns", D: cfg.OutlierDelay}); err != nil {
+		return nil, fmt.Errorf("runqueue: %w", err)
+	}
+	if err := p.load(spec); err != nil {
 		p.detach()
 		p.bpfErr = err
 		logger.Warn("BPF run-queue programs unavailable; falling back to schedstat totals (no histograms)", "err", err)
 	} else {
 		p.bpf = true
+		if cfg.Outliers != nil {
+			if p.out, err = p.startOutliers(); err != nil {
+				p.detach()
+				return nil, fmt.Errorf("runqueue: %w", err)
+			}
+		}
 	}
 	var cg, tg *ebpf.Map
 	if p.bpf {
@@ -66,11 +121,7 @@ func New(logger *slog.Logger, cfg Config) (*Probe, error) {
 	return p, nil
 }
 
-func (p *Probe) load() error {
-	spec, err := loadRunqueue()
-	if err != nil {
-		return fmt.Errorf("load spec: %w", err)
-	}
+func (p *Probe) load(spec *ebpf.CollectionSpec) error {
 	haveCgroup, haveTgid := targets.Kinds(p.cfg.Targets)
 	if err := spec.Variables["have_cgroup_targets"].Set(haveCgroup); err != nil {
 		return err
@@ -118,9 +169,11 @@ func (p *Probe) detach() {
 	p.objs.Close()
 }
 
-// Close stops the target refresh and detaches the programs.
+// Close stops the outlier reader (outliers not yet read are dropped) and
+// the target refresh, and detaches the programs.
 func (p *Probe) Close() error {
 	p.closeMu.Do(func() {
+		p.out.Close()
 		if p.tracker != nil {
 			p.tracker.Close()
 		}

@@ -19,12 +19,41 @@ type runqueueNerveHist struct {
 	SumNs  uint64
 }
 
+type runqueueOutlierBucket struct {
+	_      structs.HostLayout
+	Tokens uint64
+	LastNs uint64
+}
+
+type runqueueOutlierDrop uint32
+
+const (
+	runqueueOutlierDropOUTLIER_DROP_RATE_LIMITED runqueueOutlierDrop = 0
+	runqueueOutlierDropOUTLIER_DROP_LOST         runqueueOutlierDrop = 1
+	runqueueOutlierDropOUTLIER_DROP_MAX          runqueueOutlierDrop = 2
+)
+
 type runqueueRunqDrop uint32
 
 const (
 	runqueueRunqDropRUNQ_DROP_STORAGE runqueueRunqDrop = 0
 	runqueueRunqDropRUNQ_DROP_MAX     runqueueRunqDrop = 1
 )
+
+type runqueueRunqOutlier struct {
+	_        structs.HostLayout
+	TsNs     uint64
+	DelayNs  uint64
+	CgroupId uint64
+	Tgid     uint32
+	Pid      uint32
+	PrevTgid uint32
+	PrevPid  uint32
+	Cpu      uint32
+	Pad      uint32
+	Comm     [16]int8
+	PrevComm [16]int8
+}
 
 type runqueueRunqTask struct {
 	_          structs.HostLayout
@@ -35,9 +64,12 @@ type runqueueRunqTask struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	runqueueMapOutlierBuckets             = "outlier_buckets"
+	runqueueMapOutlierDrops               = "outlier_drops"
 	runqueueMapRunqDrops                  = "runq_drops"
 	runqueueMapRunqTasks                  = "runq_tasks"
 	runqueueMapRunqueueDelaySeconds       = "runqueue_delay_seconds"
+	runqueueMapRunqueueOutliers           = "runqueue_outliers"
 	runqueueMapRunqueueTargetDelaySeconds = "runqueue_target_delay_seconds"
 	runqueueMapTargetCgroups              = "target_cgroups"
 	runqueueMapTargetTgids                = "target_tgids"
@@ -46,7 +78,12 @@ const (
 	runqueueProgNrvRqWakeupNew            = "nrv_rq_wakeup_new"
 	runqueueVarHaveCgroupTargets          = "have_cgroup_targets"
 	runqueueVarHaveTgidTargets            = "have_tgid_targets"
+	runqueueVarOutlierBurst               = "outlier_burst"
+	runqueueVarOutlierDelayNs             = "outlier_delay_ns"
+	runqueueVarOutlierRate                = "outlier_rate"
+	runqueueVarUnusedOutlierDrop          = "unused_outlier_drop"
 	runqueueVarUnusedRunqDrop             = "unused_runq_drop"
+	runqueueVarUnusedRunqOutlier          = "unused_runq_outlier"
 )
 
 // loadRunqueue returns the embedded CollectionSpec for runqueue.
@@ -100,9 +137,12 @@ type runqueueProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type runqueueMapSpecs struct {
+	OutlierBuckets             *ebpf.MapSpec `ebpf:"outlier_buckets"`
+	OutlierDrops               *ebpf.MapSpec `ebpf:"outlier_drops"`
 	RunqDrops                  *ebpf.MapSpec `ebpf:"runq_drops"`
 	RunqTasks                  *ebpf.MapSpec `ebpf:"runq_tasks"`
 	RunqueueDelaySeconds       *ebpf.MapSpec `ebpf:"runqueue_delay_seconds"`
+	RunqueueOutliers           *ebpf.MapSpec `ebpf:"runqueue_outliers"`
 	RunqueueTargetDelaySeconds *ebpf.MapSpec `ebpf:"runqueue_target_delay_seconds"`
 	TargetCgroups              *ebpf.MapSpec `ebpf:"target_cgroups"`
 	TargetTgids                *ebpf.MapSpec `ebpf:"target_tgids"`
@@ -114,7 +154,12 @@ type runqueueMapSpecs struct {
 type runqueueVariableSpecs struct {
 	HaveCgroupTargets *ebpf.VariableSpec `ebpf:"have_cgroup_targets"`
 	HaveTgidTargets   *ebpf.VariableSpec `ebpf:"have_tgid_targets"`
+	OutlierBurst      *ebpf.VariableSpec `ebpf:"outlier_burst"`
+	OutlierDelayNs    *ebpf.VariableSpec `ebpf:"outlier_delay_ns"`
+	OutlierRate       *ebpf.VariableSpec `ebpf:"outlier_rate"`
+	UnusedOutlierDrop *ebpf.VariableSpec `ebpf:"unused_outlier_drop"`
 	UnusedRunqDrop    *ebpf.VariableSpec `ebpf:"unused_runq_drop"`
+	UnusedRunqOutlier *ebpf.VariableSpec `ebpf:"unused_runq_outlier"`
 }
 
 // runqueueObjects contains all objects after they have been loaded into the kernel.
@@ -137,9 +182,12 @@ func (o *runqueueObjects) Close() error {
 //
 // It can be passed to loadRunqueueObjects or ebpf.CollectionSpec.LoadAndAssign.
 type runqueueMaps struct {
+	OutlierBuckets             *ebpf.Map `ebpf:"outlier_buckets"`
+	OutlierDrops               *ebpf.Map `ebpf:"outlier_drops"`
 	RunqDrops                  *ebpf.Map `ebpf:"runq_drops"`
 	RunqTasks                  *ebpf.Map `ebpf:"runq_tasks"`
 	RunqueueDelaySeconds       *ebpf.Map `ebpf:"runqueue_delay_seconds"`
+	RunqueueOutliers           *ebpf.Map `ebpf:"runqueue_outliers"`
 	RunqueueTargetDelaySeconds *ebpf.Map `ebpf:"runqueue_target_delay_seconds"`
 	TargetCgroups              *ebpf.Map `ebpf:"target_cgroups"`
 	TargetTgids                *ebpf.Map `ebpf:"target_tgids"`
@@ -147,9 +195,12 @@ type runqueueMaps struct {
 
 func (m *runqueueMaps) Close() error {
 	return _RunqueueClose(
+		m.OutlierBuckets,
+		m.OutlierDrops,
 		m.RunqDrops,
 		m.RunqTasks,
 		m.RunqueueDelaySeconds,
+		m.RunqueueOutliers,
 		m.RunqueueTargetDelaySeconds,
 		m.TargetCgroups,
 		m.TargetTgids,
@@ -162,7 +213,12 @@ func (m *runqueueMaps) Close() error {
 type runqueueVariables struct {
 	HaveCgroupTargets *ebpf.Variable `ebpf:"have_cgroup_targets"`
 	HaveTgidTargets   *ebpf.Variable `ebpf:"have_tgid_targets"`
+	OutlierBurst      *ebpf.Variable `ebpf:"outlier_burst"`
+	OutlierDelayNs    *ebpf.Variable `ebpf:"outlier_delay_ns"`
+	OutlierRate       *ebpf.Variable `ebpf:"outlier_rate"`
+	UnusedOutlierDrop *ebpf.Variable `ebpf:"unused_outlier_drop"`
 	UnusedRunqDrop    *ebpf.Variable `ebpf:"unused_runq_drop"`
+	UnusedRunqOutlier *ebpf.Variable `ebpf:"unused_runq_outlier"`
 }
 
 // runqueuePrograms contains all programs after they have been loaded into the kernel.

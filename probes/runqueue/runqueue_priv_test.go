@@ -25,12 +25,16 @@ import (
 
 func newTestProbe(t *testing.T, ts ...targets.Target) *Probe {
 	t.Helper()
+	return newTestProbeConfig(t, Config{Targets: ts, Refresh: 200 * time.Millisecond})
+}
+
+func newTestProbeConfig(t *testing.T, cfg Config) *Probe {
+	t.Helper()
 	privtest.Root(t)
 	if err := rlimit.RemoveMemlock(); err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Config{Targets: ts, Refresh: 200 * time.Millisecond})
+	p, err := New(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,13 +108,7 @@ func TestCPUContention(t *testing.T) {
 	workers := 2 * runtime.NumCPU()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	// The shell puts itself in the cgroup, then becomes stress-ng.
-	stress := exec.CommandContext(ctx, "sh", "-c",
-		fmt.Sprintf("echo $$ > %s/cgroup.procs && exec stress-ng --cpu %d --timeout 8s --quiet", dir, workers))
-	if err := stress.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer stress.Wait()
+	startHogs(t, ctx, dir, workers, 8*time.Second)
 	time.Sleep(1500 * time.Millisecond) // workers started, target resolved
 
 	// Both tools measure the same interval: ours starts when runqlat says
@@ -163,6 +161,19 @@ func TestCPUContention(t *testing.T) {
 	if !(ratio >= 0.5 && ratio <= 2) {
 		t.Errorf("node median %.1fus vs runqlat %.1fus: ratio %.2f outside [0.5, 2]", node.Quantile(0.5)/1e3, theirs/1e3, ratio)
 	}
+}
+
+// startHogs runs stress-ng with workers CPU hogs for d in the cgroup v2
+// directory dir, and waits for it when the test ends.
+func startHogs(t *testing.T, ctx context.Context, dir string, workers int, d time.Duration) {
+	t.Helper()
+	// The shell puts itself in the cgroup, then becomes stress-ng.
+	stress := exec.CommandContext(ctx, "sh", "-c",
+		fmt.Sprintf("echo $$ > %s/cgroup.procs && exec stress-ng --cpu %d --timeout %ds --quiet", dir, workers, int(d.Seconds())))
+	if err := stress.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stress.Wait() })
 }
 
 // Thousands of short-lived tasks never produce a bogus huge delay: their

@@ -23,10 +23,12 @@ import (
 // Target is one named group of processes. Exactly one of SystemdUnit,
 // Cgroup and Process is set.
 type Target struct {
+	// Name is the target's value of the target label; "node" is reserved
+	// for node-wide series.
 	Name        string `yaml:"name"`
-	SystemdUnit string `yaml:"systemd_unit,omitempty"` // e.g. cassandra.service
+	SystemdUnit string `yaml:"systemd_unit,omitempty"` // the unit's cgroup and all below it, e.g. cassandra.service
 	Cgroup      string `yaml:"cgroup,omitempty"`       // path under the cgroup v2 root, e.g. /system.slice/cassandra.service
-	Process     string `yaml:"process,omitempty"`      // comm or executable base name, e.g. java
+	Process     string `yaml:"process,omitempty"`      // processes by comm or executable base name, e.g. java
 }
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_.-]{0,62}$`)

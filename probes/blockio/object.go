@@ -1,0 +1,7 @@
+package blockio
+
+// ObjectBytes is the BPF object the probe loads, as bpf2go embedded it
+// (blockio_bpfel.o). `nerve version` and nerve_build_info hash it, so that
+// two builds can be told apart by the kernel code they run. The caller must
+// not modify it.
+func ObjectBytes() []byte { return _BlockioBytes }
