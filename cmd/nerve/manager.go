@@ -19,7 +19,10 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/nervehq/nerve/internal/buildinfo"
 	"github.com/nervehq/nerve/manager"
 	"github.com/nervehq/nerve/manager/client"
 	"github.com/nervehq/nerve/manager/server"
@@ -375,6 +378,12 @@ func (m *managerCLI) runReplica(ctx context.Context, stderr io.Writer, inv invoc
 		return exitUsage
 	}
 	cfg.Logger = logger
+	// The replica's own registry: its API metrics, and what every exporter
+	// serves about itself.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildinfo.Collector(version, revision))
+	cfg.Registry = reg
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "nerve: manager: %v\n", err)
 		return exitUsage

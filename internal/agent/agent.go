@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -182,7 +181,7 @@ func newAgent(logger *slog.Logger, cfg *config.Config, opts Options) (*agent, er
 	a.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		buildInfo(opts.Version, opts.Revision),
+		buildinfo.Collector(opts.Version, opts.Revision),
 	)
 
 	if cfg.BPFStats {
@@ -222,25 +221,6 @@ func newAgent(logger *slog.Logger, cfg *config.Config, opts Options) (*agent, er
 		}
 	}
 	return a, nil
-}
-
-func buildInfo(version, revision string) prometheus.Collector {
-	if version == "" {
-		version = "unknown"
-	}
-	if revision == "" {
-		revision = "unknown"
-	}
-	g := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "nerve_build_info",
-		Help: "Always 1; the labels say which nerve build is running (bpf_object_sha256: the hash of its embedded BPF objects, as `nerve version` prints it).",
-		ConstLabels: prometheus.Labels{
-			"version": version, "revision": revision, "goversion": runtime.Version(),
-			"bpf_object_sha256": buildinfo.BPFObjectSHA256(),
-		},
-	})
-	g.Set(1)
-	return g
 }
 
 // close stops statistics reads of the probes, closes the probes, then

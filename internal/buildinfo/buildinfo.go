@@ -13,7 +13,10 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"runtime"
 	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nervehq/nerve/jvm/probe"
 	"github.com/nervehq/nerve/probes/blockio"
@@ -57,3 +60,25 @@ func Hash(objs []Object) string {
 
 // BPFObjectSHA256 is Hash(Objects()), computed once.
 var BPFObjectSHA256 = sync.OnceValue(func() string { return Hash(Objects()) })
+
+// Collector is nerve_build_info, exported by the agent and the manager:
+// always 1, labelled with the version, revision, Go version and BPF object
+// hash of the running binary ("unknown" for an empty version or revision).
+func Collector(version, revision string) prometheus.Collector {
+	if version == "" {
+		version = "unknown"
+	}
+	if revision == "" {
+		revision = "unknown"
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "nerve_build_info",
+		Help: "Always 1; the labels say which nerve build is running (bpf_object_sha256: the hash of its embedded BPF objects, as `nerve version` prints it).",
+		ConstLabels: prometheus.Labels{
+			"version": version, "revision": revision, "goversion": runtime.Version(),
+			"bpf_object_sha256": BPFObjectSHA256(),
+		},
+	})
+	g.Set(1)
+	return g
+}
