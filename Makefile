@@ -164,10 +164,10 @@ vet:
 # control scenario must see no diagnosis at all), so they run one package at
 # a time, after the others: a slow disk of one must not be the noise of
 # another.
-E2E_PKGS := ./internal/drill/... ./test/... ./dashboards/...
+E2E_PKGS := ./internal/drill/... ./test/... ./dashboards/... ./packaging/...
 
 test: deps mounts vet
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v -e '/internal/drill' -e '/test/' -e '/dashboards')
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v -e '/internal/drill' -e '/test/' -e '/dashboards' -e '/packaging')
 	$(GO) test -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(E2E_PKGS)
 
 generate:

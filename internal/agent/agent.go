@@ -182,6 +182,7 @@ func newAgent(logger *slog.Logger, cfg *config.Config, opts Options) (*agent, er
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildinfo.Collector(opts.Version, opts.Revision),
+		capsCollector{},
 	)
 
 	if cfg.BPFStats {

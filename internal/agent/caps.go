@@ -155,11 +155,10 @@ func oldBPF(release string) bool {
 var errCgo = errors.New("the binary uses cgo, so the capabilities of all its threads cannot be changed (build with CGO_ENABLED=0, as make build does)")
 
 // dropCapabilities drops every capability cfg does not need, logs what it
-// kept and why, and registers nerve_agent_capabilities. Failing to drop is
+// kept and why (nerve_agent_capabilities shows the result). Failing to drop is
 // logged, not fatal: the unit's bounding set is the real boundary, this
 // narrows it further.
 func (a *agent) dropCapabilities(cfg *config.Config) {
-	a.registry.MustRegister(capsCollector{})
 	var u unix.Utsname
 	unix.Uname(&u)
 	need := neededCapabilities(cfg, unix.ByteSliceToString(u.Release[:]), func(name string) bool {

@@ -5,15 +5,18 @@
 set -euo pipefail
 : "${CLUSTER:?}" "${RACK:?}" "${NODE:?}" "${NODE_ADDR:?}" "${MANAGER_ENDPOINTS:?}"
 
+# The packaged nerve-agent.service runs `nerve agent --config.file=/etc/nerve/nerve.yml`
+# with its state in /var/lib/nerve; this writes that file and a drop-in.
 install -d -m 0755 /etc/nerve /var/lib/nerve
 # A JVM being killed writes its dumps here first, as its own user.
 install -d -o cassandra -g cassandra -m 0750 /var/lib/nerve/dumps
 
 # Only what differs from the built-in defaults (internal/config/default.yaml).
-cat >/etc/nerve/agent.yaml <<YAML
+cat >/etc/nerve/nerve.yml <<YAML
 # Written by test/vm/provision/agent.sh.
 actuator:
   target: cassandra
+  state_dir: /var/lib/nerve
   data_mounts: [/var/lib/cassandra]
   nodetool: /usr/bin/nodetool
   dump_dir: /var/lib/nerve/dumps
@@ -22,7 +25,7 @@ actuator:
 manager:
   endpoints:
 $(for e in $MANAGER_ENDPOINTS; do echo "    - $e"; done)
-  token_file: /etc/nerve/manager-token
+  token_file: /etc/nerve/manager-tokens
   cluster: $CLUSTER
   rack: $RACK
   node: $NODE
@@ -31,20 +34,12 @@ targets:
     systemd_unit: cassandra.service
 YAML
 
-cat >/etc/systemd/system/nerve-agent.service <<'UNIT'
+# The replica on this VM is one of the agent's managers: start after it.
+install -d /etc/systemd/system/nerve-agent.service.d
+cat >/etc/systemd/system/nerve-agent.service.d/vagrant.conf <<'UNIT'
+# Written by test/vm/provision/agent.sh.
 [Unit]
-Description=nerve node-health agent
-After=network-online.target nerve-manager.service
-Wants=network-online.target
-
-[Service]
-ExecStart=/usr/local/bin/nerve agent --config.file=/etc/nerve/agent.yaml
-ExecReload=/bin/kill -HUP $MAINPID
-Restart=on-failure
-RestartSec=5
-
-[Install]
-WantedBy=multi-user.target
+After=nerve-manager.service
 UNIT
 systemctl daemon-reload
 systemctl enable nerve-agent.service

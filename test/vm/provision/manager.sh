@@ -7,7 +7,9 @@
 set -euo pipefail
 : "${NODE_ID:?}" "${NODE_ADDR:?}" "${PEERS:?}"
 
-token=/etc/nerve/manager-token
+# The packaged nerve-manager.service reads its tokens from
+# /etc/nerve/manager-tokens and its flags from /etc/nerve/manager.flags.
+token=/etc/nerve/manager-tokens
 install -d -m 0755 /etc/nerve
 if [[ -s /tmp/nerve-manager-token ]]; then
 	install -m 0600 -o root -g root /tmp/nerve-manager-token "$token"
@@ -15,29 +17,16 @@ if [[ -s /tmp/nerve-manager-token ]]; then
 fi
 [[ -s $token ]] || { echo "manager.sh: no token in $token" >&2; exit 1; }
 
-peer_flags=()
-for p in $PEERS; do
-	peer_flags+=("--peer=$p")
-done
-
-cat >/etc/systemd/system/nerve-manager.service <<UNIT
-[Unit]
-Description=nerve rack-lock manager replica $NODE_ID
-After=network-online.target
-Wants=network-online.target
-
-[Service]
-ExecStart=/usr/local/bin/nerve manager --id=$NODE_ID --dir=/var/lib/nerve-manager \\
-  --bind=$NODE_ADDR:19650 --http=$NODE_ADDR:19649 --tokens-file=$token \\
-  --bootstrap ${peer_flags[*]}
-StateDirectory=nerve-manager
-StateDirectoryMode=0700
-Restart=on-failure
-RestartSec=5
-
-[Install]
-WantedBy=multi-user.target
-UNIT
+{
+	echo "# Written by test/vm/provision/manager.sh."
+	echo "--id=$NODE_ID"
+	echo "--bind=$NODE_ADDR:19650"
+	echo "--http=$NODE_ADDR:19649"
+	echo "--bootstrap"
+	for p in $PEERS; do
+		echo "--peer=$p"
+	done
+} >/etc/nerve/manager.flags
 systemctl daemon-reload
 systemctl enable nerve-manager.service
 # A rebuilt binary or changed peers take effect now; the raft state survives.

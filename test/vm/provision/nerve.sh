@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Go, nerve's build dependencies (`make deps`, the same Debian packages as CI),
-# and nerve built from /vagrant and installed as /usr/local/bin/nerve.
+# and nerve built from /vagrant as the .deb operators install (`make deb`):
+# /usr/bin/nerve, nerve-agent.service, nerve-manager.service, /etc/nerve.
 # Env: GO_VERSION (the Vagrantfile keeps it in step with go.mod).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -29,6 +30,8 @@ cd /vagrant
 git config --global --get-all safe.directory | grep -qx /vagrant ||
 	git config --global --add safe.directory /vagrant
 make deps mounts
-make build
-install -m 0755 bin/nerve /usr/local/bin/nerve
+make deb
+# The provisioning scripts write /etc/nerve's files after this: keep them on
+# a reinstall.
+dpkg -i --force-confold dist/nerve_*_"$(dpkg --print-architecture)".deb
 nerve version
