@@ -258,3 +258,35 @@ func TestIncidentsAPIOff(t *testing.T) {
 		}
 	}
 }
+
+// Whatever the query, /incidents and /incidents/live answer 200 or a 400
+// naming a parameter, in JSON, and never panic.
+func FuzzIncidentsQuery(f *testing.F) {
+	for _, s := range []string{"", "since=10m", "pid=1&device=sda&signal=blockio&limit=3", "limit=0", "%zz", "since=1h&until=2h"} {
+		f.Add(s)
+	}
+	cfg := config.Default()
+	fl := newFlight(slog.New(slog.DiscardHandler), cfg)
+	defer fl.close()
+	fl.rec.Record(flight.Event{Signal: flight.BlockIO, PID: 1, Block: &flight.BlockEvent{Device: "sda"}})
+	mux := http.NewServeMux()
+	fl.routes(mux)
+	f.Fuzz(func(t *testing.T, raw string) {
+		for _, path := range []string{"/incidents", "/incidents/live"} {
+			req := httptest.NewRequest("GET", "/x", nil)
+			req.URL.Path, req.URL.RawQuery = path, raw
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, req)
+			var e apiError
+			switch rec.Code {
+			case 200:
+			case 400:
+				if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error == "" {
+					t.Fatalf("%s?%s: 400 with %q", path, raw, rec.Body.String())
+				}
+			default:
+				t.Fatalf("%s?%s: status %d", path, raw, rec.Code)
+			}
+		}
+	})
+}

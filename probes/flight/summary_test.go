@@ -197,3 +197,15 @@ func golden(t *testing.T, name string, got []byte) {
 		t.Errorf("%s differs (run with -update to accept):\n%s", path, got)
 	}
 }
+
+func TestText(t *testing.T) {
+	c := &clock{now: t0.Add(5 * time.Minute)}
+	r := New(Config{MaxEvents: 100, Now: c.Now})
+	for _, e := range incident() {
+		r.Record(e)
+	}
+	r.AddSource(RunQueue, func() Drops { return Drops{RateLimited: 12} })
+	rep := r.Report(Query{Filter: Filter{Since: t0}, Limit: 50})
+	rep.Decision, rep.Kind, rep.Subject, rep.DiagnosedAt = "20250304T050500.000-slow_drive-sdb", "slow_drive", "sdb", t0.Add(time.Minute)
+	golden(t, "report.txt", []byte(Text(rep, 5)))
+}

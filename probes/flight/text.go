@@ -78,7 +78,7 @@ func Text(r Report, slowest int) string {
 		line("slowest outliers (%d of %d):", n, r.Matched)
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 		for _, e := range es[:n] {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\tpid %d\t%s\t%s\n", e.Time.UTC().Format("15:04:05.000"), e.Signal, dur(e.Latency), e.PID, e.Comm, what(e))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\tpid %d\t%s\t%s\n", e.Time.UTC().Format("15:04:05.000"), e.Signal, round(e.Latency), e.PID, e.Comm, what(e))
 		}
 		tw.Flush()
 	}
@@ -129,7 +129,7 @@ func what(e Event) string {
 	switch {
 	case e.Block != nil:
 		k := e.Block
-		return fmt.Sprintf("%s %s %d bytes at sector %d: service %s, queue %s, %d in flight", k.Device, k.Op, k.Bytes, k.Sector, dur(k.Service), dur(k.Queue), k.Inflight)
+		return fmt.Sprintf("%s %s %d bytes at sector %d: service %s, queue %s, %d in flight", k.Device, k.Op, k.Bytes, k.Sector, round(k.Service), round(k.Queue), k.Inflight)
 	case e.RunQueue != nil:
 		return fmt.Sprintf("cpu %d: waited behind pid %d %s", e.RunQueue.CPU, e.RunQueue.PrevPID, e.RunQueue.PrevComm)
 	case e.PageFault != nil:
@@ -138,16 +138,22 @@ func what(e Event) string {
 		}
 		return fmt.Sprintf("%s offset %d", e.PageFault.File, e.PageFault.Offset)
 	case e.Safepoint != nil:
-		return fmt.Sprintf("JVM %s: %s, time to safepoint %s", e.Safepoint.JVM, e.Safepoint.VMOperation, dur(e.Safepoint.TimeToSafepoint))
+		return fmt.Sprintf("JVM %s: %s, time to safepoint %s", e.Safepoint.JVM, e.Safepoint.VMOperation, round(e.Safepoint.TimeToSafepoint))
 	}
 	return ""
 }
 
-// dur shows a latency rounded to what matters: µs under a millisecond.
+// dur shows a figure of a summary: "-" when there is none.
 func dur(d time.Duration) string {
-	switch {
-	case d == 0:
+	if d == 0 {
 		return "-"
+	}
+	return round(d)
+}
+
+// round shows a latency rounded to what matters: µs under a millisecond.
+func round(d time.Duration) string {
+	switch {
 	case d < time.Millisecond:
 		return d.Round(time.Microsecond).String()
 	case d < time.Second:
