@@ -20,7 +20,7 @@ import (
 // one target, the cgroup cgRel, and the options.
 type capsConfig struct {
 	state, cgRel string
-	jvmOff       bool
+	jvmOff       bool   // the JVM probe and the flight recorder off
 	rung3        bool   // rung 3 (jvmquake) enforced
 	dataMount    string // one data mount, or none
 }
@@ -36,7 +36,9 @@ func (c capsConfig) write(t *testing.T) string {
 		fmt.Fprintf(&b, "  data_mounts: [%s]\n", c.dataMount)
 	}
 	if c.jvmOff {
-		b.WriteString("probes:\n  jvm:\n    enabled: false\n")
+		// The flight recorder too: it keeps CAP_SYS_PTRACE and
+		// CAP_DAC_READ_SEARCH to name outliers' files and cgroups.
+		b.WriteString("probes:\n  jvm:\n    enabled: false\nflight:\n  enabled: false\n")
 	}
 	fmt.Fprintf(&b, "targets:\n  - name: nvjvm\n    cgroup: %s\n", c.cgRel)
 	path := filepath.Join(t.TempDir(), "nerve.yml")

@@ -117,6 +117,14 @@ func neededCapabilities(cfg *config.Config, release string, running func(probe s
 		add("jvm probe: read /proc/<pid>/maps and /proc/<pid>/root of other users' JVMs", capSysPtrace)
 		add("jvm probe: read other users' hsperfdata (JVMs without USDT probes)", capDACReadSearch)
 	}
+	if cfg.Flight.Enabled {
+		if running("pagefault") {
+			add("flight recorder: name the file of a page-fault outlier from /proc/<pid>/maps of any user's process", capSysPtrace)
+		}
+		if running("blockio") || running("runqueue") || running("pagefault") {
+			add("flight recorder: name an outlier's cgroup by its handle, also after the process is gone", capDACReadSearch)
+		}
+	}
 	for _, t := range cfg.Targets {
 		if t.Process != "" {
 			add("targets: match processes by executable (/proc/<pid>/exe) across users", capSysPtrace)

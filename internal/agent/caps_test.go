@@ -19,7 +19,8 @@ func TestNeededCapabilities(t *testing.T) {
 		edit    func(*config.Config)
 		want    []string
 	}{
-		{name: "defaults", release: "6.18.44", running: []string{"blockio", "runqueue", "pagefault", "jvm"}, want: jvm},
+		{name: "defaults", release: "6.18.44", running: []string{"blockio", "runqueue", "pagefault", "jvm"}, want: jvm,
+			edit: func(c *config.Config) { c.Flight.Enabled = true }},
 		{name: "jvm probe failed", release: "6.18.44", running: []string{"blockio", "runqueue", "pagefault"}},
 		{name: "jvm probe off", release: "6.18.44", running: []string{"blockio"},
 			edit: func(c *config.Config) { c.Probes.JVM.Enabled = false }},
@@ -31,6 +32,14 @@ func TestNeededCapabilities(t *testing.T) {
 			want: []string{"CAP_SYS_PTRACE"}},
 		{name: "cgroup target", release: "6.6.1", running: []string{"runqueue"},
 			edit: func(c *config.Config) { c.Targets = []targets.Target{{Name: "db", Cgroup: "/db"}} }},
+		{name: "flight recorder, pagefault running", release: "6.6.1", running: []string{"blockio", "pagefault"},
+			edit: func(c *config.Config) { c.Flight.Enabled = true },
+			want: []string{"CAP_DAC_READ_SEARCH", "CAP_SYS_PTRACE"}},
+		{name: "flight recorder, blockio only", release: "6.6.1", running: []string{"blockio"},
+			edit: func(c *config.Config) { c.Flight.Enabled = true },
+			want: []string{"CAP_DAC_READ_SEARCH"}},
+		{name: "flight recorder, nothing running", release: "6.6.1",
+			edit: func(c *config.Config) { c.Flight.Enabled = true }},
 		{name: "data mounts", release: "6.6.1",
 			edit: func(c *config.Config) { c.Actuator.DataMounts = []string{"/var/lib/cassandra"} },
 			want: []string{"CAP_DAC_OVERRIDE"}},
@@ -52,6 +61,7 @@ func TestNeededCapabilities(t *testing.T) {
 			cfg := config.Default()
 			cfg.Actuator.Rungs = map[int]string{1: "enforce", 2: "enforce", 3: "advise", 4: "advise", 5: "advise"}
 			cfg.Actuator.Mode = "enforce"
+			cfg.Flight.Enabled = false // its own cases turn it on
 			if tt.edit != nil {
 				tt.edit(cfg)
 			}
