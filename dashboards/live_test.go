@@ -11,7 +11,6 @@ import (
 	"io"
 	"maps"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,11 +21,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nervehq/nerve/internal/nervetest"
 	"github.com/nervehq/nerve/internal/privtest"
 	"github.com/nervehq/nerve/jvm/javatest"
 )
@@ -85,7 +84,7 @@ func TestLive(t *testing.T) {
 	privtest.Tools(t, "go", "prometheus", "promtool", "java", "javac")
 	began := time.Now()
 	dir := t.TempDir()
-	bin := buildNerve(t, dir)
+	bin := nervetest.Binary(t)
 
 	classes := t.TempDir()
 	javatest.Compile(t, classes, "SafepointLoop.java")
@@ -311,51 +310,12 @@ func exposedNames(t *testing.T, u string) map[string]bool {
 
 // The processes.
 
-func buildNerve(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "nerve")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/nervehq/nerve/cmd/nerve")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build nerve: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// syncBuffer is a process's output, read while the process writes it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // start runs a long-lived process until the test ends: then it is sent
 // SIGINT and killed if it is still there 10 s later. It is killed too if the
 // test binary dies first. Its output is logged when the test failed.
-func start(t *testing.T, name string, argv ...string) *syncBuffer {
+func start(t *testing.T, name string, argv ...string) *nervetest.SyncBuffer {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &nervetest.SyncBuffer{}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -389,7 +349,7 @@ func tail(s string, n int) string {
 }
 
 // waitHTTP waits until GET u answers 200 and ok accepts the body.
-func waitHTTP(t *testing.T, name, u string, out *syncBuffer, ok func(body string) bool) {
+func waitHTTP(t *testing.T, name, u string, out *nervetest.SyncBuffer, ok func(body string) bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -419,7 +379,7 @@ func startAgent(t *testing.T, bin, dir string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := freePort(t)
+	addr := nervetest.FreeAddr(t)
 	cfg := fmt.Sprintf(`actuator:
   tick: 1s
   state_dir: %[1]s/state
@@ -450,11 +410,11 @@ func startManager(t *testing.T, bin, dir string) *managerReplica {
 	t.Helper()
 	b := make([]byte, 16)
 	rand.Read(b)
-	m := &managerReplica{http: freePort(t), token: filepath.Join(dir, "manager-token")}
+	m := &managerReplica{http: nervetest.FreeAddr(t), token: filepath.Join(dir, "manager-token")}
 	if err := os.WriteFile(m.token, []byte(hex.EncodeToString(b)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	raftAddr := freePort(t)
+	raftAddr := nervetest.FreeAddr(t)
 	out := start(t, "manager", bin, "manager", "run", "--id=m1", "--dir="+filepath.Join(dir, "manager"),
 		"--bind="+raftAddr, "--http="+m.http, "--tokens-file="+m.token, "--bootstrap",
 		"--peer=m1="+raftAddr+","+m.http)
@@ -538,7 +498,7 @@ scrape_configs:
 	if out, err := exec.Command("promtool", "check", "config", path).CombinedOutput(); err != nil {
 		t.Fatalf("promtool check config: %v\n%s", err, out)
 	}
-	addr := freePort(t)
+	addr := nervetest.FreeAddr(t)
 	out := start(t, "prometheus", "prometheus", "--config.file="+path, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
 		"--web.listen-address="+addr, "--log.level=warn")
 	waitHTTP(t, "prometheus", "http://"+addr+"/-/ready", out, nil)

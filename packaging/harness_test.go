@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nervehq/nerve/internal/nervetest"
 	"github.com/nervehq/nerve/internal/privtest"
 	"github.com/nervehq/nerve/jvm/javatest"
 )
@@ -55,6 +55,7 @@ func TestMain(m *testing.M) {
 
 var (
 	buildOnce sync.Once
+	builtBin  string
 	buildErr  error
 )
 
@@ -63,19 +64,11 @@ var (
 // rather than bin/, which other builds share.
 func nerveBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(binDir, "nerve")
-	buildOnce.Do(func() {
-		cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/nerve")
-		cmd.Dir = repoRoot
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/nerve: %v\n%s", err, out)
-		}
-	})
+	buildOnce.Do(func() { builtBin, buildErr = nervetest.Build(binDir) })
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	return bin
+	return builtBin
 }
 
 // unit is a unit file's settings: the values of each key in file order, the
@@ -146,35 +139,6 @@ next:
 	return out
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// syncBuffer is a bytes.Buffer safe for a process writing and a test
-// reading.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // sandboxScript runs its arguments as root with only the capabilities in
 // $CAPS (setpriv names, comma-separated) in the bounding set (root has
 // exactly those then), in a private mount namespace made to look like the
@@ -199,7 +163,7 @@ exec setpriv --inh-caps=-all --bounding-set="$bset" -- "$@"`
 type agentProc struct {
 	cmd  *exec.Cmd
 	addr string
-	out  *syncBuffer
+	out  *nervetest.SyncBuffer
 	done chan struct{} // closed when cmd.Wait has returned
 	err  error         // cmd.Wait's; read after done
 }
@@ -216,7 +180,7 @@ func startAgent(t *testing.T, argv []string, caps []string, sb sandbox) (*agentP
 	t.Helper()
 	privtest.Root(t)
 	privtest.Tools(t, "unshare", "setpriv", "mount")
-	a := &agentProc{addr: freeAddr(t), out: &syncBuffer{}, done: make(chan struct{})}
+	a := &agentProc{addr: nervetest.FreeAddr(t), out: &nervetest.SyncBuffer{}, done: make(chan struct{})}
 	args := append([]string{"--mount", "--propagation", "private", "sh", "-c", sandboxScript, "sh"}, argv...)
 	args = append(args, "--web.listen-address="+a.addr)
 	a.cmd = exec.Command("unshare", args...)
@@ -429,7 +393,7 @@ cd /tmp
 exec setpriv --reuid=65534 --regid=65534 --clear-groups /home/jdk/bin/java -Xmx64m -XX:+UseSerialGC -cp "$CLASSES" SafepointLoop 300`
 	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script)
 	cmd.Env = append(os.Environ(), "JDK="+jdk, "CLASSES="+classes)
-	out := &syncBuffer{}
+	out := &nervetest.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cg, err := os.Open(cgDir)
 	if err != nil {

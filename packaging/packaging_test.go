@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nervehq/nerve/internal/agent"
+	"github.com/nervehq/nerve/internal/nervetest"
 	"github.com/nervehq/nerve/internal/privtest"
 )
 
@@ -228,7 +229,7 @@ func TestManagerUnit(t *testing.T) {
 	}
 	script := `ip link set lo up && exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs -- "$@"`
 	cmd := exec.Command("unshare", append([]string{"--net", "sh", "-c", script, "sh"}, argv...)...)
-	out := &syncBuffer{}
+	out := &nervetest.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +18,8 @@ import (
 	"github.com/nervehq/nerve/manager"
 	"github.com/nervehq/nerve/manager/client"
 	"github.com/nervehq/nerve/manager/server"
+
+	"github.com/nervehq/nerve/internal/nervetest"
 )
 
 func TestParseManagerFlags(t *testing.T) {
@@ -276,7 +277,7 @@ func TestManagerCommandsAgainstReplica(t *testing.T) {
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens")
 	os.WriteFile(tokens, []byte("tok\n"), 0o600)
-	raftAddr, httpAddr := freeAddr(t), freeAddr(t)
+	raftAddr, httpAddr := nervetest.FreeAddr(t), nervetest.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -342,13 +343,3 @@ func TestManagerCommandsAgainstReplica(t *testing.T) {
 }
 
 func slogDiscard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}

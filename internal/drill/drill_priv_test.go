@@ -9,12 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nervehq/nerve/internal/nervetest"
 	"github.com/nervehq/nerve/internal/privtest"
 )
 
@@ -65,7 +65,7 @@ func TestAll(t *testing.T) {
 func TestInterrupt(t *testing.T) {
 	privtest.Root(t)
 	privtest.Tools(t, "losetup")
-	bin := buildNerve(t)
+	bin := nervetest.Binary(t)
 	random := func() time.Duration { return time.Duration(500+rand.IntN(20000)) * time.Millisecond }
 	for i, tt := range []struct {
 		drill string
@@ -167,18 +167,4 @@ func checkClean(t *testing.T, scratch string, recs []string) {
 			t.Errorf("cgroup %s the drill made is still there (%v)", r, err)
 		}
 	}
-}
-
-func buildNerve(t *testing.T) string {
-	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	bin := filepath.Join(t.TempDir(), "nerve")
-	cmd := exec.Command(goTool, "build", "-o", bin, "github.com/nervehq/nerve/cmd/nerve")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
-	return bin
 }

@@ -60,6 +60,13 @@ func slowDisk(ctx context.Context, e *env, f *fault) error {
 // load) behind a short queue, driven by many synchronous readers:
 // disk_overload, never slow_drive.
 func diskOverload(ctx context.Context, e *env, f *fault) error {
+	return overloadedDisk(e, f, overloadDelay, actuator.SlowDrive)
+}
+
+// overloadedDisk makes a drive of the given latency behind a short queue
+// (mq-deadline, overloadNrRequests), driven at the onset by overloadReaders
+// synchronous readers; forbid is the diagnosis that would be the wrong one.
+func overloadedDisk(e *env, f *fault, delay time.Duration, forbid actuator.Kind) error {
 	d, err := faults.NewSlowDisk(e.sc.disks(), 256<<20, overloadDelay)
 	if err != nil {
 		return err
@@ -77,10 +84,11 @@ func diskOverload(ctx context.Context, e *env, f *fault) error {
 		return err
 	}
 	name := d.Name()
-	f.desc = fmt.Sprintf("%s: %v per I/O, %d direct readers, nr_requests %d", name, overloadDelay, overloadReaders, overloadNrRequests)
+	f.desc = fmt.Sprintf("%s: %v per I/O, %d direct readers, nr_requests %d", name, delay, overloadReaders, overloadNrRequests)
 	f.subject = func() string { return name }
-	f.forbid = []actuator.Kind{actuator.SlowDrive}
+	f.forbid = []actuator.Kind{forbid}
 	f.start = func() error {
+		d.SetDelay(delay)
 		_, err := e.sc.startHelper(e.cgDir, "read", d.Device(), strconv.Itoa(overloadReaders))
 		return err
 	}
@@ -239,30 +247,7 @@ func healthyBusy(ctx context.Context, e *env, f *fault) error {
 // the slow drive's doing, so nerve must say slow_drive (replace it), never
 // disk_overload (shed load, which would not help).
 func overloadedSlowDisk(ctx context.Context, e *env, f *fault) error {
-	d, err := faults.NewSlowDisk(e.sc.disks(), 256<<20, overloadDelay)
-	if err != nil {
-		return err
-	}
-	f.cleanup = append(f.cleanup, func() { d.Close() })
-	if err := d.SetScheduler("mq-deadline"); err != nil {
-		return err
-	}
-	if err := d.SetNrRequests(overloadNrRequests); err != nil {
-		return err
-	}
-	if err := readOnce(d.Device()); err != nil {
-		return err
-	}
-	name := d.Name()
-	f.desc = fmt.Sprintf("%s: %v per I/O, %d direct readers, nr_requests %d", name, slowDelay, overloadReaders, overloadNrRequests)
-	f.subject = func() string { return name }
-	f.forbid = []actuator.Kind{actuator.DiskOverload}
-	f.start = func() error {
-		d.SetDelay(slowDelay)
-		_, err := e.sc.startHelper(e.cgDir, "read", d.Device(), strconv.Itoa(overloadReaders))
-		return err
-	}
-	return nil
+	return overloadedDisk(e, f, slowDelay, actuator.DiskOverload)
 }
 
 // slowDiskCPUOverload, mixed: a slow drive under light load while the CPUs

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,24 +12,15 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/nervehq/nerve/manager"
-)
 
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+	"github.com/nervehq/nerve/internal/nervetest"
+)
 
 func tcpConfigs(t *testing.T, n int) []Config {
 	t.Helper()
 	var peers []Peer
 	for i := 0; i < n; i++ {
-		peers = append(peers, Peer{ID: "t" + string(rune('0'+i)), Address: freeAddr(t), HTTP: freeAddr(t)})
+		peers = append(peers, Peer{ID: "t" + string(rune('0'+i)), Address: nervetest.FreeAddr(t), HTTP: nervetest.FreeAddr(t)})
 	}
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens")

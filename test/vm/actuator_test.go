@@ -13,6 +13,7 @@ import (
 
 	"github.com/nervehq/nerve/actuator"
 	"github.com/nervehq/nerve/actuator/report"
+	"github.com/nervehq/nerve/internal/nervetest"
 	"github.com/nervehq/nerve/internal/privtest"
 	"github.com/nervehq/nerve/jvm/javatest"
 )
@@ -69,7 +70,7 @@ func (s *supervisor) shutdown() {
 func TestQueryOfDeathIsHealed(t *testing.T) {
 	privtest.Root(t)
 	privtest.Tools(t, "java", "javac", "jcmd", "go")
-	bin := buildNerve(t)
+	bin := nervetest.Binary(t)
 	classes := t.TempDir()
 	javatest.Compile(t, classes, "HeapThrash.java")
 	rel, cgdir := privtest.Cgroup(t)

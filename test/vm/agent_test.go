@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,30 +22,9 @@ import (
 
 	"github.com/nervehq/nerve/internal/faults"
 	"github.com/nervehq/nerve/internal/fio"
+	"github.com/nervehq/nerve/internal/nervetest"
 	"github.com/nervehq/nerve/internal/privtest"
 )
-
-// buildNerve compiles cmd/nerve once per test binary.
-func buildNerve(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "nerve")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/nervehq/nerve/cmd/nerve")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build nerve: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // agent is a running `nerve agent` process.
 type agent struct {
@@ -57,7 +35,7 @@ type agent struct {
 
 func startAgent(t *testing.T, bin string, args ...string) *agent {
 	t.Helper()
-	a := &agent{addr: freePort(t), stderr: &bytes.Buffer{}}
+	a := &agent{addr: nervetest.FreeAddr(t), stderr: &bytes.Buffer{}}
 	a.cmd = exec.Command(bin, append([]string{"agent", "--web.listen-address=" + a.addr}, args...)...)
 	a.cmd.Stderr = a.stderr
 	a.cmd.Stdout = a.stderr
@@ -118,7 +96,7 @@ func (a *agent) scrape(t *testing.T) string {
 func TestAgentServesBlockMetrics(t *testing.T) {
 	privtest.Root(t)
 	privtest.Tools(t, "fio", "losetup", "promtool", "go")
-	bin := buildNerve(t)
+	bin := nervetest.Binary(t)
 	a := startAgent(t, bin, "--bpf-stats")
 
 	dir, err := os.MkdirTemp("", "nerve-vm-test-")
@@ -212,7 +190,7 @@ next:
 func TestAgentRefusesBadStarts(t *testing.T) {
 	privtest.Root(t)
 	privtest.Tools(t, "go", "setpriv")
-	bin := buildNerve(t)
+	bin := nervetest.Binary(t)
 
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	if err := os.WriteFile(bad, []byte("probes:\n  blockio:\n    buckets_per_octave: 3\n"), 0o644); err != nil {
@@ -231,7 +209,7 @@ func TestAgentRefusesBadStarts(t *testing.T) {
 		{"unknown field", []string{bin, "agent", "--config.file=" + unknown}, "blokio"},
 		{"missing file", []string{bin, "agent", "--config.file=/nonexistent/nerve.yaml"}, "/nonexistent/nerve.yaml"},
 		{"not root", []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin, "agent",
-			"--web.listen-address=" + freePort(t)}, "root"},
+			"--web.listen-address=" + nervetest.FreeAddr(t)}, "root"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"github.com/nervehq/nerve/actuator"
 	"github.com/nervehq/nerve/actuator/report"
 	"github.com/nervehq/nerve/internal/faults"
+	"github.com/nervehq/nerve/internal/nervetest"
 	"github.com/nervehq/nerve/internal/privtest"
 	"github.com/nervehq/nerve/probes/flight"
 )
@@ -70,7 +71,7 @@ func TestFlightSlowRead(t *testing.T) {
 	privtest.Root(t)
 	privtest.Tools(t, "losetup", "dd", "go")
 	const delay, count = 60 * time.Millisecond, 50
-	bin := buildNerve(t)
+	bin := nervetest.Binary(t)
 	// The threshold is left to the goals: disk.service_idle_p99.exit, 30ms.
 	a := startAgent(t, bin, "--config.file="+writeConfig(t, `
 probes:
@@ -147,7 +148,7 @@ func TestFlightPageFaultNamesFile(t *testing.T) {
 	privtest.Root(t)
 	privtest.Tools(t, "losetup", "mkfs.ext4", "mount", "umount", "go")
 	const delay = 30 * time.Millisecond
-	bin := buildNerve(t)
+	bin := nervetest.Binary(t)
 	// The threshold is left to the goals: memory.pagefault_stall_p99.exit,
 	// 10ms. The JVM probe stays on, as by default: the capability it keeps
 	// (CAP_SYS_PTRACE) is the one that reads other processes' mappings.
@@ -244,7 +245,7 @@ func TestFlightFloodStaysBounded(t *testing.T) {
 	privtest.Root(t)
 	privtest.Tools(t, "stress-ng", "go")
 	const maxEvents = 1000
-	bin := buildNerve(t)
+	bin := nervetest.Binary(t)
 	a := startAgent(t, bin, "--config.file="+writeConfig(t, fmt.Sprintf(`
 probes:
   blockio: {enabled: false}
@@ -322,7 +323,7 @@ flight:
 func TestFlightBundleSurvivesKill(t *testing.T) {
 	privtest.Root(t)
 	privtest.Tools(t, "losetup", "dd", "go")
-	bin := buildNerve(t)
+	bin := nervetest.Binary(t)
 	dir := t.TempDir()
 	goalsFile := filepath.Join(dir, "goals.yaml")
 	quick := "{for: 1s, clear_for: 1s}"

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nervehq/nerve/actuator/report"
 	"github.com/nervehq/nerve/internal/drill"
+	"github.com/nervehq/nerve/internal/nervetest"
 	"github.com/nervehq/nerve/internal/privtest"
 )
 
@@ -45,7 +46,7 @@ func runDrill(t *testing.T, bin string, names ...string) drill.Report {
 func TestScenarios(t *testing.T) {
 	privtest.Root(t)
 	privtest.Tools(t, "losetup", "java", "go")
-	bin := buildNerve(t)
+	bin := nervetest.Binary(t)
 	rep := runDrill(t, bin, "scenarios")
 	var text strings.Builder
 	rep.WriteText(&text)
@@ -87,7 +88,7 @@ func TestScenarios(t *testing.T) {
 func TestHealthyBusyGetsNoAction(t *testing.T) {
 	privtest.Root(t)
 	privtest.Tools(t, "losetup", "go")
-	bin := buildNerve(t)
+	bin := nervetest.Binary(t)
 	dir := t.TempDir()
 	goalsFile := filepath.Join(dir, "goals.yaml")
 	quick := "{for: 1s, clear_for: 1s}"
