@@ -73,6 +73,42 @@ func self() Dashboard {
 					}},
 				},
 			}},
+			{Title: "Flight recorder", Panels: []Panel{
+				{
+					Kind: TimeSeries, Title: "Outliers recorded", Unit: "ops", W: 8,
+					Description: "Events slower than their signal's flight threshold, per second, that reached the recorder: " +
+						"the raw evidence `nerve report` and every decision's bundle hold.",
+					Targets: []Target{{
+						Expr:   `sum by (instance, signal) (rate(nerve_flight_events_total{instance=~"$instance"}[$__rate_interval]))`,
+						Legend: "{{instance}} {{signal}}",
+					}},
+				},
+				{
+					Kind: TimeSeries, Title: "Outliers held", Unit: "short", W: 8,
+					Description: "Outliers in the recorder's rings now, per signal; bounded by flight.max_events and flight.max_age.",
+					Targets: []Target{{
+						Expr:   `sum by (instance, signal) (nerve_flight_events{instance=~"$instance"})`,
+						Legend: "{{instance}} {{signal}}",
+					}},
+				},
+				{
+					Kind: TimeSeries, Title: "Outliers dropped", Unit: "ops", W: 8,
+					Description: "Outliers not kept, per second: rate_limited by the kernel's per-CPU limit (flight.rate), lost to a " +
+						"full BPF ring buffer, or ring_full (the oldest evicted for a newer one). A flood of outliers is itself a finding.",
+					Targets: []Target{{
+						Expr:   `sum by (instance, signal, reason) (rate(nerve_flight_dropped_total{instance=~"$instance"}[$__rate_interval]))`,
+						Legend: "{{instance}} {{signal}} {{reason}}",
+					}},
+				},
+			}},
+			{Title: "Privileges", Panels: []Panel{
+				{
+					Kind: Table, Title: "Capabilities kept after attach", W: 24, H: 6,
+					Description: "The capabilities the agent holds once its probes are attached: what its configuration still needs " +
+						"(the log says why each was kept); the rest were dropped, from the bounding set too.",
+					Targets: []Target{{Expr: `max by (instance, set, cap) (nerve_agent_capabilities{instance=~"$instance"})`}},
+				},
+			}},
 			{Title: "What the probes cost (with --bpf-stats)", Panels: []Panel{
 				{
 					Kind: TimeSeries, Title: "ns per event by program", Unit: "ns", W: 8,
