@@ -40,8 +40,10 @@ type Command struct {
 }
 
 // Acquire asks for the rack lock. Idempotent per (Node, RequestID): asking
-// again returns the same grant, so a client may retry an Apply whose result
-// it never saw.
+// again returns the same answer, the same grant or the same refusal, so a
+// client may retry an Apply whose result it never saw, and a copy of the
+// request delayed in the network cannot take a lock its sender was refused
+// (and no longer waits for). A new attempt needs a new RequestID.
 type Acquire struct {
 	Cluster   string        `json:"cluster"`
 	Rack      string        `json:"rack"`

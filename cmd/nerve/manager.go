@@ -77,7 +77,7 @@ func addManagerCommands(app *kingpin.Application) *managerCLI {
 	m.rack = acq.Flag("rack", "The node's rack.").Required().String()
 	m.node = acq.Flag("node", "The node.").Default(host).String()
 	m.op = acq.Flag("operation", "What the lock is for, for the history.").Default("manual").String()
-	m.requestID = acq.Flag("request-id", "Asking again with the same ID returns the same grant; default a new ID.").String()
+	m.requestID = acq.Flag("request-id", "Asking again with the same ID returns the same answer (the same grant, or the same refusal); default a new ID.").String()
 	m.lease = acq.Flag("lease", "How long the grant lives without a renewal.").Default("60s").Duration()
 	renew := lock.Command("renew", "Extend a grant's lease.")
 	m.grantID = renew.Flag("grant-id", "The grant.").Required().String()

@@ -108,7 +108,7 @@ func TestManagerLockAgainstReplica(t *testing.T) {
 	if err := r1.Validate(asController); !errors.Is(err, actuator.ErrLockDenied) {
 		t.Errorf("Validate after Release = %v, want ErrLockDenied", err)
 	}
-	if _, err := r2.Acquire("jvmquake", "dec-2"); err != nil {
+	if _, err := r2.Acquire("jvmquake", "dec-3"); err != nil {
 		t.Errorf("Acquire of the second rack after Release = %v", err)
 	}
 }

@@ -18,9 +18,10 @@
 //   - Apply never panics on a bad entry: it returns a *Result whose Err wraps
 //     manager.ErrBadRequest, so one malformed entry cannot stop the replicas.
 //   - Bounded memory: the history keeps the last MaxEvents events, each node
-//     its last MaxReportsPerNode reports, and the last MaxReleasedGrants
-//     released grants are kept (older ones, and the idempotency of their
-//     requests, are forgotten). Held and suspect grants are always kept.
+//     its last MaxReportsPerNode reports, the last MaxReleasedGrants
+//     released grants and the last MaxRefusedAcquire refused acquires are
+//     kept (older ones, and the idempotency of their requests, are
+//     forgotten). Held and suspect grants are always kept.
 //
 // Reads (Locks, Grant, Validate, History, Goals, Reports, LastIndex) see the
 // state of this replica; making them linearizable (Barrier or VerifyLeader

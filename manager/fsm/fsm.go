@@ -22,6 +22,7 @@ const (
 	MaxEvents         = 100_000          // history kept in memory and in snapshots
 	MaxReportsPerNode = 100              // reports kept per node
 	MaxReleasedGrants = 10_000           // released grants kept (for Grant and idempotent Acquire)
+	MaxRefusedAcquire = 10_000           // refused acquires kept (for idempotent Acquire)
 	MaxDocumentBytes  = 1 << 20          // largest goals document or report decision
 )
 
@@ -37,7 +38,7 @@ type FSM struct {
 	s  *state // guarded by mu; Restore swaps it whole
 
 	// Limits, fixed by New; tests lower them to reach the bounds.
-	maxEvents, maxReports, maxReleased int
+	maxEvents, maxReports, maxReleased, maxRefused int
 }
 
 // state is everything the log builds. Pointers in grants and active are
@@ -49,13 +50,27 @@ type state struct {
 	active    map[string]*manager.Grant // held and suspect grants, by ID
 	byRequest map[requestKey]string     // (node, request ID) -> grant ID
 	released  []string                  // IDs of released grants, oldest release first
-	racks     map[rackKey]int           // max holders, when not DefaultMaxHolders
-	goals     map[goalKey]string        // goals documents
-	reports   map[string][]manager.Report
-	events    []manager.Event // the last events; an event's Grant is never changed once appended
+	// refused holds the refused acquires, so that a repeat of one is
+	// refused again rather than granted: a request delayed in the network
+	// (a forward stuck in a partition, retransmitted after it heals) may be
+	// applied after the client, told "busy", has moved on, and a grant no
+	// one knows of would lock the cluster. refusedOrder is oldest first.
+	refused      map[requestKey]refusal
+	refusedOrder []requestKey
+	racks        map[rackKey]int    // max holders, when not DefaultMaxHolders
+	goals        map[goalKey]string // goals documents
+	reports      map[string][]manager.Report
+	events       []manager.Event // the last events; an event's Grant is never changed once appended
 }
 
 type requestKey struct{ node, requestID string }
+
+// refusal is why an acquire was refused: busy (another rack holds the
+// cluster) or full (the rack has its holders), and the message.
+type refusal struct {
+	full   bool
+	detail string
+}
 type rackKey struct{ cluster, rack string }
 type goalKey struct {
 	level manager.Level
@@ -67,6 +82,7 @@ func newState() *state {
 		grants:    map[string]*manager.Grant{},
 		active:    map[string]*manager.Grant{},
 		byRequest: map[requestKey]string{},
+		refused:   map[requestKey]refusal{},
 		racks:     map[rackKey]int{},
 		goals:     map[goalKey]string{},
 		reports:   map[string][]manager.Report{},
@@ -80,6 +96,7 @@ func New() *FSM {
 		maxEvents:   MaxEvents,
 		maxReports:  MaxReportsPerNode,
 		maxReleased: MaxReleasedGrants,
+		maxRefused:  MaxRefusedAcquire,
 	}
 }
 
@@ -209,8 +226,15 @@ func (s *state) maxHolders(cluster, rack string) int {
 
 func (a *applier) acquire(b *manager.Acquire) {
 	s := a.s
-	if id, ok := s.byRequest[requestKey{b.Node, b.RequestID}]; ok {
+	rk := requestKey{b.Node, b.RequestID}
+	if id, ok := s.byRequest[rk]; ok {
 		a.result(s.grants[id])
+		return
+	}
+	if r, ok := s.refused[rk]; ok {
+		// One request, one answer: a repeat of a refused acquire is
+		// refused again, whatever the racks hold now.
+		a.refuse(rk, r.full, r.detail+" (a repeat of a refused request)")
 		return
 	}
 	holders := 0
@@ -219,19 +243,15 @@ func (a *applier) acquire(b *manager.Acquire) {
 			continue
 		}
 		if g.Rack != b.Rack {
-			a.emit("refuse", nil, fmt.Sprintf("node %s request %s: rack %s/%s busy: rack %s holds %s (%s)",
+			a.refuse(rk, false, fmt.Sprintf("node %s request %s: rack %s/%s busy: rack %s holds %s (%s)",
 				b.Node, b.RequestID, b.Cluster, b.Rack, g.Rack, g.ID, g.State))
-			a.r.Err = fmt.Errorf("acquire %s/%s for node %s: rack %s holds grant %s (%s): %w",
-				b.Cluster, b.Rack, b.Node, g.Rack, g.ID, g.State, manager.ErrRackBusy)
 			return
 		}
 		holders++
 	}
 	if max := s.maxHolders(b.Cluster, b.Rack); holders >= max {
-		a.emit("refuse", nil, fmt.Sprintf("node %s request %s: rack %s/%s full: %d of %d holders",
+		a.refuse(rk, true, fmt.Sprintf("node %s request %s: rack %s/%s full: %d of %d holders",
 			b.Node, b.RequestID, b.Cluster, b.Rack, holders, max))
-		a.r.Err = fmt.Errorf("acquire %s/%s for node %s: %d of %d holders: %w",
-			b.Cluster, b.Rack, b.Node, holders, max, manager.ErrRackFull)
 		return
 	}
 	s.maxToken++
@@ -252,6 +272,28 @@ func (a *applier) acquire(b *manager.Acquire) {
 	s.byRequest[requestKey{g.Node, g.RequestID}] = g.ID
 	a.emit("grant", g, "")
 	a.result(g)
+}
+
+// refuse answers an acquire with a refusal (busy, or full), records it in
+// the history, and remembers it for repeats of the request, forgetting the
+// oldest beyond the bound.
+func (a *applier) refuse(rk requestKey, full bool, detail string) {
+	s := a.s
+	a.emit("refuse", nil, detail)
+	sentinel := manager.ErrRackBusy
+	if full {
+		sentinel = manager.ErrRackFull
+	}
+	a.r.Err = fmt.Errorf("acquire for node %s: %s: %w", rk.node, detail, sentinel)
+	if _, ok := s.refused[rk]; ok {
+		return
+	}
+	s.refused[rk] = refusal{full: full, detail: detail}
+	s.refusedOrder = append(s.refusedOrder, rk)
+	for len(s.refusedOrder) > a.f.maxRefused {
+		delete(s.refused, s.refusedOrder[0])
+		s.refusedOrder = s.refusedOrder[1:]
+	}
 }
 
 // live returns the grant id if it is not released and its token is token.

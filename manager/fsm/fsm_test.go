@@ -111,7 +111,16 @@ func TestTransitions(t *testing.T) {
 		{"another rack of the cluster is busy", []step{
 			grant1,
 			{op: acquire, body: acq("n2", "r2", "q1"), err: manager.ErrRackBusy, kinds: []string{refuse}},
-			{op: acquire, body: &manager.Acquire{Cluster: "c2", Rack: "r2", Node: "n2", RequestID: "q1"}, kinds: []string{grant}},
+			{op: acquire, body: &manager.Acquire{Cluster: "c2", Rack: "r2", Node: "n2", RequestID: "q2"}, kinds: []string{grant}},
+		}},
+		{"a repeat of a refused acquire is refused again, even once the rack is free", []step{
+			grant1,
+			{op: acquire, body: acq("n2", "r2", "q1"), err: manager.ErrRackBusy, kinds: []string{refuse}},
+			{op: release, body: &manager.Release{GrantID: "g-1", Token: 1}, kinds: []string{released}},
+			// A delayed duplicate of q1: granting it would lock the
+			// cluster for a node that was told no and moved on.
+			{op: acquire, body: acq("n2", "r2", "q1"), err: manager.ErrRackBusy, kinds: []string{refuse}, check: locks()},
+			{op: acquire, body: acq("n2", "r2", "q2"), kinds: []string{grant}, check: locks("g-2:held")},
 		}},
 		{"the rack is full", []step{
 			grant1,
@@ -123,10 +132,10 @@ func TestTransitions(t *testing.T) {
 			grant1,
 			{op: acquire, body: acq("n2", "r1", "q1"), kinds: []string{grant}},
 			{op: acquire, body: acq("n3", "r1", "q1"), err: manager.ErrRackFull, kinds: []string{refuse}},
-			{op: acquire, body: acq("n3", "r2", "q1"), err: manager.ErrRackBusy, kinds: []string{refuse}},
+			{op: acquire, body: acq("n3", "r2", "q2"), err: manager.ErrRackBusy, kinds: []string{refuse}},
 			{op: rackCfg, body: &manager.RackConfig{Cluster: "c1", Rack: "r1"}, kinds: []string{"rack_config"}},
 			{op: release, body: &manager.Release{GrantID: "g-1", Token: 1}, kinds: []string{released}},
-			{op: acquire, body: acq("n3", "r1", "q2"), err: manager.ErrRackFull, kinds: []string{refuse}, check: locks("g-2:held")},
+			{op: acquire, body: acq("n3", "r1", "q3"), err: manager.ErrRackFull, kinds: []string{refuse}, check: locks("g-2:held")},
 		}},
 		{"renew extends the lease", []step{
 			grant1,
@@ -165,12 +174,12 @@ func TestTransitions(t *testing.T) {
 			{op: expire, at: 60 * sec, kinds: []string{suspect}, check: locks("g-1:suspect")},
 			{op: expire, at: 120 * sec},
 			{op: acquire, at: 121 * sec, body: acq("n2", "r2", "q1"), err: manager.ErrRackBusy, kinds: []string{refuse}},
-			{op: acquire, at: 121 * sec, body: acq("n2", "r1", "q1"), err: manager.ErrRackFull, kinds: []string{refuse}},
+			{op: acquire, at: 121 * sec, body: acq("n2", "r1", "q2"), err: manager.ErrRackFull, kinds: []string{refuse}},
 			{op: ckpt, body: &manager.Checkpoint{GrantID: "g-1", Token: 1, Step: "still here"}, kinds: []string{"checkpoint"}},
 			{op: healthy, body: &manager.Healthy{Cluster: "c1", Node: "n2"}, check: locks("g-1:suspect")},
 			{op: healthy, body: &manager.Healthy{Cluster: "c2", Node: "n1"}, check: locks("g-1:suspect")},
 			{op: healthy, body: &manager.Healthy{Cluster: "c1", Node: "n1"}, kinds: []string{"healthy"}, check: locks()},
-			{op: acquire, at: 122 * sec, body: acq("n2", "r2", "q2"), kinds: []string{grant}},
+			{op: acquire, at: 122 * sec, body: acq("n2", "r2", "q3"), kinds: []string{grant}},
 		}},
 		{"healthy leaves held grants alone", []step{
 			grant1,

@@ -20,12 +20,20 @@ type snapshotData struct {
 	Version   int                         `json:"version"`
 	LastIndex uint64                      `json:"last_index"`
 	MaxToken  uint64                      `json:"max_token"`
-	Grants    []manager.Grant             `json:"grants"`   // by token
-	Released  []string                    `json:"released"` // oldest release first
+	Grants    []manager.Grant             `json:"grants"`            // by token
+	Released  []string                    `json:"released"`          // oldest release first
+	Refused   []refusedAcquire            `json:"refused,omitempty"` // oldest first
 	Racks     []rackLimit                 `json:"racks"`
 	Goals     []goalDoc                   `json:"goals"`
 	Reports   map[string][]manager.Report `json:"reports"`
 	Events    []manager.Event             `json:"events"`
+}
+
+type refusedAcquire struct {
+	Node      string `json:"node"`
+	RequestID string `json:"request_id"`
+	Full      bool   `json:"full,omitempty"` // else busy
+	Detail    string `json:"detail"`
 }
 
 type rackLimit struct {
@@ -64,6 +72,10 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	}
 	for _, g := range s.grants {
 		d.Grants = append(d.Grants, *g)
+	}
+	for _, rk := range s.refusedOrder {
+		r := s.refused[rk]
+		d.Refused = append(d.Refused, refusedAcquire{Node: rk.node, RequestID: rk.requestID, Full: r.full, Detail: r.detail})
 	}
 	for k, n := range s.racks {
 		d.Racks = append(d.Racks, rackLimit{k.cluster, k.rack, n})
@@ -171,6 +183,21 @@ func (f *FSM) build(d *snapshotData) (*state, error) {
 		delete(s.byRequest, requestKey{old.Node, old.RequestID})
 		delete(s.grants, old.ID)
 		s.released = s.released[1:]
+	}
+	for _, r := range d.Refused {
+		rk := requestKey{r.Node, r.RequestID}
+		if _, ok := s.refused[rk]; ok {
+			return nil, fmt.Errorf("refused acquire of node %q request %q listed twice", r.Node, r.RequestID)
+		}
+		if _, ok := s.byRequest[rk]; ok {
+			return nil, fmt.Errorf("acquire of node %q request %q both refused and granted", r.Node, r.RequestID)
+		}
+		s.refused[rk] = refusal{full: r.Full, detail: r.Detail}
+		s.refusedOrder = append(s.refusedOrder, rk)
+	}
+	for len(s.refusedOrder) > f.maxRefused {
+		delete(s.refused, s.refusedOrder[0])
+		s.refusedOrder = s.refusedOrder[1:]
 	}
 	for _, r := range d.Racks {
 		if r.MaxHolders < 1 {

@@ -54,7 +54,7 @@ func TestLocksOnLeaderAndFollowers(t *testing.T) {
 		t.Fatalf("validate after release: %d %s, want 409 stale_token", status, raw)
 	}
 	var g2 manager.Grant
-	mustCall(t, f2, "POST", "/v1/locks/acquire", acquire("r2", "n2", "q2"), http.StatusOK, &g2)
+	mustCall(t, f2, "POST", "/v1/locks/acquire", acquire("r2", "n2", "q2b"), http.StatusOK, &g2)
 	if g2.Token <= g.Token {
 		t.Fatalf("fencing token %d after %d: want it to grow", g2.Token, g.Token)
 	}
