@@ -1,12 +1,13 @@
 package report
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/nervehq/nerve/internal/httpjson"
 )
 
 // Limits of GET /decisions?limit=N.
@@ -30,7 +31,7 @@ func Handler(s *Store) http.Handler {
 		if v := q.Get("since"); v != "" {
 			t, err := time.Parse(time.RFC3339, v)
 			if err != nil {
-				writeError(w, http.StatusBadRequest, "since", fmt.Sprintf("since %q: want an RFC 3339 time, e.g. 2025-03-04T05:00:00Z", v))
+				httpjson.WriteError(w, http.StatusBadRequest, "since", fmt.Sprintf("since %q: want an RFC 3339 time, e.g. 2025-03-04T05:00:00Z", v))
 				return
 			}
 			since = t
@@ -39,45 +40,28 @@ func Handler(s *Store) http.Handler {
 		if v := q.Get("limit"); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > maxLimit {
-				writeError(w, http.StatusBadRequest, "limit", fmt.Sprintf("limit %q: want a number from 1 to %d", v, maxLimit))
+				httpjson.WriteError(w, http.StatusBadRequest, "limit", fmt.Sprintf("limit %q: want a number from 1 to %d", v, maxLimit))
 				return
 			}
 			limit = n
 		}
 		ds, err := s.List(since, limit)
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, "", err.Error())
+			httpjson.WriteError(w, http.StatusInternalServerError, "", err.Error())
 			return
 		}
-		writeJSON(w, http.StatusOK, ds)
+		httpjson.Write(w, http.StatusOK, ds)
 	})
 	mux.HandleFunc("GET /decisions/{id}", func(w http.ResponseWriter, r *http.Request) {
 		d, err := s.Get(r.PathValue("id"))
 		switch {
 		case errors.Is(err, ErrNotFound):
-			writeError(w, http.StatusNotFound, "id", err.Error())
+			httpjson.WriteError(w, http.StatusNotFound, "id", err.Error())
 		case err != nil:
-			writeError(w, http.StatusInternalServerError, "", err.Error())
+			httpjson.WriteError(w, http.StatusInternalServerError, "", err.Error())
 		default:
-			writeJSON(w, http.StatusOK, d)
+			httpjson.Write(w, http.StatusOK, d)
 		}
 	})
 	return mux
-}
-
-type apiError struct {
-	Error     string `json:"error"`
-	Parameter string `json:"parameter,omitempty"`
-}
-
-func writeError(w http.ResponseWriter, code int, param, msg string) {
-	writeJSON(w, code, apiError{Error: msg, Parameter: param})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v) // the status is sent; a failed write has no one to tell
 }

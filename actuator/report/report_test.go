@@ -18,6 +18,7 @@ import (
 	"github.com/nervehq/nerve/actuator"
 	"github.com/nervehq/nerve/actuator/journal"
 	"github.com/nervehq/nerve/actuator/ladder"
+	"github.com/nervehq/nerve/internal/httpjson"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata golden files")
@@ -235,7 +236,7 @@ func TestHandler(t *testing.T) {
 		}
 		switch {
 		case tt.code != 200:
-			var e apiError
+			var e httpjson.Error
 			if err := json.Unmarshal(body.Bytes(), &e); err != nil || e.Parameter != tt.wantParam || e.Error == "" {
 				t.Errorf("GET %s: error body %s, want one naming %q", tt.path, body, tt.wantParam)
 			}

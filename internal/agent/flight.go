@@ -28,6 +28,7 @@ import (
 	"github.com/nervehq/nerve/actuator/journal"
 	"github.com/nervehq/nerve/actuator/report"
 	"github.com/nervehq/nerve/internal/config"
+	"github.com/nervehq/nerve/internal/httpjson"
 	"github.com/nervehq/nerve/probes/flight"
 	"github.com/nervehq/nerve/probes/targets"
 )
@@ -334,13 +335,13 @@ func (f *flightRun) routes(mux *http.ServeMux) {
 func (f *flightRun) serveList(w http.ResponseWriter, r *http.Request) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		writeAPIError(w, http.StatusBadRequest, "", fmt.Sprintf("query %q: %v", r.URL.RawQuery, err))
+		httpjson.WriteError(w, http.StatusBadRequest, "", fmt.Sprintf("query %q: %v", r.URL.RawQuery, err))
 		return
 	}
 	var since time.Time
 	for k := range q {
 		if k != "since" && k != "limit" {
-			writeAPIError(w, http.StatusBadRequest, k, fmt.Sprintf("%s: unknown parameter; want since or limit", k))
+			httpjson.WriteError(w, http.StatusBadRequest, k, fmt.Sprintf("%s: unknown parameter; want since or limit", k))
 			return
 		}
 	}
@@ -350,7 +351,7 @@ func (f *flightRun) serveList(w http.ResponseWriter, r *http.Request) {
 		} else if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 			since = t
 		} else {
-			writeAPIError(w, http.StatusBadRequest, "since", fmt.Sprintf("since %q: want a duration before now (10m) or an RFC 3339 time", v))
+			httpjson.WriteError(w, http.StatusBadRequest, "since", fmt.Sprintf("since %q: want a duration before now (10m) or an RFC 3339 time", v))
 			return
 		}
 	}
@@ -358,7 +359,7 @@ func (f *flightRun) serveList(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxIncidents {
-			writeAPIError(w, http.StatusBadRequest, "limit", fmt.Sprintf("limit %q: want a number from 1 to %d", v, maxIncidents))
+			httpjson.WriteError(w, http.StatusBadRequest, "limit", fmt.Sprintf("limit %q: want a number from 1 to %d", v, maxIncidents))
 			return
 		}
 		limit = n
@@ -366,12 +367,12 @@ func (f *flightRun) serveList(w http.ResponseWriter, r *http.Request) {
 	out := []flight.Incident{}
 	dir := f.bundleDir()
 	if dir == "" {
-		writeAPIJSON(w, http.StatusOK, out)
+		httpjson.Write(w, http.StatusOK, out)
 		return
 	}
 	names, err := bundleNames(dir)
 	if err != nil {
-		writeAPIError(w, http.StatusInternalServerError, "", err.Error())
+		httpjson.WriteError(w, http.StatusInternalServerError, "", err.Error())
 		return
 	}
 	for _, n := range slices.Backward(names) {
@@ -388,22 +389,22 @@ func (f *flightRun) serveList(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, inc)
 	}
-	writeAPIJSON(w, http.StatusOK, out)
+	httpjson.Write(w, http.StatusOK, out)
 }
 
 func (f *flightRun) serveBundle(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	dir := f.bundleDir()
 	if err := checkIncidentID(id); err != nil || dir == "" {
-		writeAPIError(w, http.StatusNotFound, "id", fmt.Sprintf("incident %q: no such bundle", id))
+		httpjson.WriteError(w, http.StatusNotFound, "id", fmt.Sprintf("incident %q: no such bundle", id))
 		return
 	}
 	data, err := os.ReadFile(filepath.Join(dir, id+".json"))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		writeAPIError(w, http.StatusNotFound, "id", fmt.Sprintf("incident %q: no such bundle", id))
+		httpjson.WriteError(w, http.StatusNotFound, "id", fmt.Sprintf("incident %q: no such bundle", id))
 	case err != nil:
-		writeAPIError(w, http.StatusInternalServerError, "", err.Error())
+		httpjson.WriteError(w, http.StatusInternalServerError, "", err.Error())
 	default:
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(data)
@@ -412,42 +413,23 @@ func (f *flightRun) serveBundle(w http.ResponseWriter, r *http.Request) {
 
 func (f *flightRun) serveLive(w http.ResponseWriter, r *http.Request) {
 	if f == nil || f.rec == nil {
-		writeAPIError(w, http.StatusServiceUnavailable, "", "the flight recorder is off (flight.enabled: false)")
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "", "the flight recorder is off (flight.enabled: false)")
 		return
 	}
 	v, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		writeAPIError(w, http.StatusBadRequest, "", fmt.Sprintf("query %q: %v", r.URL.RawQuery, err))
+		httpjson.WriteError(w, http.StatusBadRequest, "", fmt.Sprintf("query %q: %v", r.URL.RawQuery, err))
 		return
 	}
 	q, err := flight.ParseQuery(v, time.Now())
 	if err != nil {
 		var pe *flight.ParamError
 		if errors.As(err, &pe) {
-			writeAPIError(w, http.StatusBadRequest, pe.Param, err.Error())
+			httpjson.WriteError(w, http.StatusBadRequest, pe.Param, err.Error())
 			return
 		}
-		writeAPIError(w, http.StatusBadRequest, "", err.Error())
+		httpjson.WriteError(w, http.StatusBadRequest, "", err.Error())
 		return
 	}
-	writeAPIJSON(w, http.StatusOK, f.rec.Report(q))
-}
-
-// apiError is the body of every error the agent's JSON API answers, as
-// GET /decisions does.
-type apiError struct {
-	Error     string `json:"error"`
-	Parameter string `json:"parameter,omitempty"`
-}
-
-func writeAPIError(w http.ResponseWriter, code int, param, msg string) {
-	writeAPIJSON(w, code, apiError{Error: msg, Parameter: param})
-}
-
-func writeAPIJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v) // the status is sent; a failed write has no one to tell
+	httpjson.Write(w, http.StatusOK, f.rec.Report(q))
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/nervehq/nerve/actuator"
 	"github.com/nervehq/nerve/actuator/goals"
 	"github.com/nervehq/nerve/internal/config"
+	"github.com/nervehq/nerve/internal/httpjson"
 	"github.com/nervehq/nerve/probes/flight"
 )
 
@@ -233,7 +234,7 @@ func TestIncidentsAPI(t *testing.T) {
 		{"/incidents/.hidden", 404, "id"},
 	} {
 		code, body := getJSON(t, mux, tc.url)
-		var e apiError
+		var e httpjson.Error
 		if err := json.Unmarshal([]byte(body), &e); code != tc.code || err != nil || e.Parameter != tc.param || e.Error == "" {
 			t.Errorf("%s: %d %s, want %d naming %q", tc.url, code, body, tc.code, tc.param)
 		}
@@ -277,7 +278,7 @@ func FuzzIncidentsQuery(f *testing.F) {
 			req.URL.Path, req.URL.RawQuery = path, raw
 			rec := httptest.NewRecorder()
 			mux.ServeHTTP(rec, req)
-			var e apiError
+			var e httpjson.Error
 			switch rec.Code {
 			case 200:
 			case 400:
