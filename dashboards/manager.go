@@ -28,6 +28,17 @@ func manager() Dashboard {
 					Targets:     []Target{{Expr: `nerve_manager_leader{instance=~"$instance"}`, Legend: "{{instance}}"}},
 				},
 			}},
+			{Title: "Rack locks by rack", Panels: []Panel{
+				{
+					Kind: TimeSeries, Title: "Grants by rack", Unit: "short", W: 24, Stack: true,
+					Description: "Which rack of which cluster is locked, and whether held or suspect: at most one rack of a cluster " +
+						"at a time. A rack with no grant shows nothing.",
+					Targets: []Target{{
+						Expr:   `max by (cluster, rack, state) (nerve_manager_rack_grants{instance=~"$instance"})`,
+						Legend: "{{cluster}}/{{rack}} {{state}}",
+					}},
+				},
+			}},
 			{Title: "Rack locks", Panels: []Panel{
 				{
 					Kind: TimeSeries, Title: "Grants by state", Unit: "short", W: 8, Stack: true,

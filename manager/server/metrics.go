@@ -12,7 +12,7 @@ import (
 type metrics struct {
 	s *Server
 
-	leader, appliedIndex, grants *prometheus.Desc
+	leader, appliedIndex, grants, rackGrants *prometheus.Desc
 	leaseExpiries                prometheus.Counter
 	requestDuration              *prometheus.HistogramVec
 }
@@ -26,6 +26,9 @@ func newMetrics(s *Server) *metrics {
 			"Index of the last raft entry applied to this replica's state machine.", nil, nil),
 		grants: prometheus.NewDesc("nerve_manager_grants",
 			"Rack-lock grants in this replica's state, by state (held, suspect).", []string{"state"}, nil),
+		rackGrants: prometheus.NewDesc("nerve_manager_rack_grants",
+			"Rack-lock grants in this replica's state, by the cluster and rack they lock and by state (held, suspect); "+
+				"a rack with none has no series.", []string{"cluster", "rack", "state"}, nil),
 		leaseExpiries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "nerve_manager_lease_expiries_total",
 			Help: "Grants turned suspect by an expire this replica proposed as leader.",
@@ -42,6 +45,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.leader
 	ch <- m.appliedIndex
 	ch <- m.grants
+	ch <- m.rackGrants
 	m.leaseExpiries.Describe(ch)
 	m.requestDuration.Describe(ch)
 }
@@ -53,12 +57,21 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(m.leader, prometheus.GaugeValue, leader)
 	ch <- prometheus.MustNewConstMetric(m.appliedIndex, prometheus.GaugeValue, float64(m.s.fsm.LastIndex()))
+	type rackState struct {
+		cluster, rack string
+		state         manager.GrantState
+	}
 	counts := map[manager.GrantState]int{manager.Held: 0, manager.Suspect: 0}
+	byRack := map[rackState]int{}
 	for _, g := range m.s.fsm.Locks("") {
 		counts[g.State]++
+		byRack[rackState{g.Cluster, g.Rack, g.State}]++
 	}
 	for state, n := range counts {
 		ch <- prometheus.MustNewConstMetric(m.grants, prometheus.GaugeValue, float64(n), string(state))
+	}
+	for k, n := range byRack {
+		ch <- prometheus.MustNewConstMetric(m.rackGrants, prometheus.GaugeValue, float64(n), k.cluster, k.rack, string(k.state))
 	}
 	m.leaseExpiries.Collect(ch)
 	m.requestDuration.Collect(ch)

@@ -30,14 +30,18 @@ scrape_configs:
     static_configs:
       - targets: ['localhost:9090']
 YAML
-	for job in nerve-agent:19648 nerve-manager:19649; do
-		echo "  - job_name: ${job%:*}"
-		echo "    static_configs:"
-		for n in $NODES; do
-			echo "      - targets: ['${n%=*}:${job#*:}']"
-			echo "        labels: {cluster: $CLUSTER, rack: ${n#*=}}"
-		done
+	# Agents are labelled with their node's cluster and rack; replicas are
+	# not: their nerve_manager_rack_grants carry the cluster and rack of each
+	# lock, which target labels of the same names would shadow.
+	echo "  - job_name: nerve-agent"
+	echo "    static_configs:"
+	for n in $NODES; do
+		echo "      - targets: ['${n%=*}:19648']"
+		echo "        labels: {cluster: $CLUSTER, rack: ${n#*=}}"
 	done
+	echo "  - job_name: nerve-manager"
+	echo "    static_configs:"
+	echo "      - targets: [$(for n in $NODES; do printf "'%s:19649'," "${n%=*}"; done | sed 's/,$//')]"
 } >/etc/prometheus/prometheus.yml.new
 promtool check config /etc/prometheus/prometheus.yml.new
 mv /etc/prometheus/prometheus.yml.new /etc/prometheus/prometheus.yml
