@@ -62,6 +62,8 @@ var conditionalTypes = map[string]string{
 	"nerve_jvm_watched":                        "gauge",
 	// After the first API request.
 	"nerve_manager_api_request_duration_seconds": "histogram",
+	// Per locked rack, while a grant is held or suspect.
+	"nerve_manager_rack_grants": "gauge",
 	// Only on the schedstat fallback, when the BPF programs cannot run.
 	"nerve_runqueue_wait_seconds_total": "counter",
 }
