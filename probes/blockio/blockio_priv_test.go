@@ -96,9 +96,29 @@ func runFio(t *testing.T, args ...string) *fio.Report {
 	return r
 }
 
-// The probe counts every request fio issues, no more and no fewer.
-func TestRequestCountMatchesFio(t *testing.T) {
+// The probe counts every request fio issues, no more and no fewer, on
+// tp_btf and on the raw_tp fallback.
+func TestRequestCountMatchesFio(t *testing.T) { inEveryMode(t, testRequestCount) }
+
+// inEveryMode runs test once per mode: on tp_btf, which this kernel has,
+// and on the raw_tp fallback, forced.
+func inEveryMode(t *testing.T, test func(t *testing.T, mode Mode)) {
+	for _, mode := range []Mode{ModeBTF, ModeRawTP} {
+		t.Run(string(mode), func(t *testing.T) {
+			if mode == ModeRawTP {
+				tryBTF = false
+				defer func() { tryBTF = true }()
+			}
+			test(t, mode)
+		})
+	}
+}
+
+func testRequestCount(t *testing.T, mode Mode) {
 	p := startProbe(t, Config{})
+	if p.Mode() != mode {
+		t.Fatalf("probe runs in mode %s, want %s", p.Mode(), mode)
+	}
 	disk, err := faults.NewFastDisk(scratch(t), 256<<20)
 	if err != nil {
 		t.Fatal(err)

@@ -106,9 +106,14 @@ func runReader(t *testing.T, dev string, n int) (pid int, r readerReport, releas
 
 // Direct reads of a slow disk are outliers naming the reader, its thread,
 // the device and the request; a fast disk's requests are none.
-func TestBlockOutliers(t *testing.T) {
+func TestBlockOutliers(t *testing.T) { inEveryMode(t, testBlockOutliers) }
+
+func testBlockOutliers(t *testing.T, mode Mode) {
 	sink := &flighttest.Sink{}
 	p := startProbe(t, Config{Outliers: sink, OutlierService: 10 * time.Millisecond, OutlierQueue: 10 * time.Millisecond})
+	if p.Mode() != mode {
+		t.Fatalf("probe runs in mode %s, want %s", p.Mode(), mode)
+	}
 
 	const delay, reads = 30 * time.Millisecond, 20
 	slow, err := faults.NewSlowDisk(scratch(t), 64<<20, delay)
