@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * jvm: every stop-the-world moment of the JVMs nerve watches, from HotSpot's
- * USDT probes (uprobes at the notes' file offsets; no agent in the JVM):
+ * USDT probes (uprobes at the notes' file offsets, see the end of this
+ * file; no agent in the JVM):
  *   hs_private:safepoint__begin/end  a safepoint, from the start of
  *                                    synchronisation to the end
  *   hotspot:gc__begin/end            a collection
@@ -179,20 +180,27 @@ static __always_inline int end(struct pt_regs *ctx, __u32 kind)
 	return 0;
 }
 
-SEC("uprobe")
-int nrv_jvm_sp_begin(struct pt_regs *ctx) { return begin(JVM_SAFEPOINT); }
+/*
+ * Each program comes twice, with one body. The kernel binds a program to
+ * one attach type at load, and user space (jvm/probe) loads the variant it
+ * attaches with:
+ *   SEC("uprobe")        a classic uprobe (a perf event) per USDT location;
+ *                        needs CAP_SYS_ADMIN since "perf: Revert to
+ *                        requiring CAP_SYS_ADMIN for uprobes" (ba677dbe77af)
+ *   SEC("uprobe.multi")  one uprobe_multi link over all of a library's
+ *                        locations of the probe, with a cookie per location
+ *                        (Linux 6.6); needs only CAP_BPF and CAP_PERFMON
+ * bpf_get_attach_cookie reads the per-location cookie in both.
+ */
+#define JVM_PROG(name, body)						\
+	SEC("uprobe")							\
+	int name(struct pt_regs *ctx) { return body; }			\
+	SEC("uprobe.multi")						\
+	int name##_m(struct pt_regs *ctx) { return body; }
 
-SEC("uprobe")
-int nrv_jvm_sp_end(struct pt_regs *ctx) { return end(ctx, JVM_SAFEPOINT); }
-
-SEC("uprobe")
-int nrv_jvm_gc_begin(struct pt_regs *ctx) { return begin(JVM_GC); }
-
-SEC("uprobe")
-int nrv_jvm_gc_end(struct pt_regs *ctx) { return end(ctx, JVM_GC); }
-
-SEC("uprobe")
-int nrv_jvm_vmop_begin(struct pt_regs *ctx) { return begin(JVM_VMOP); }
-
-SEC("uprobe")
-int nrv_jvm_vmop_end(struct pt_regs *ctx) { return end(ctx, JVM_VMOP); }
+JVM_PROG(nrv_jvm_sp_begin, begin(JVM_SAFEPOINT))
+JVM_PROG(nrv_jvm_sp_end, end(ctx, JVM_SAFEPOINT))
+JVM_PROG(nrv_jvm_gc_begin, begin(JVM_GC))
+JVM_PROG(nrv_jvm_gc_end, end(ctx, JVM_GC))
+JVM_PROG(nrv_jvm_vmop_begin, begin(JVM_VMOP))
+JVM_PROG(nrv_jvm_vmop_end, end(ctx, JVM_VMOP))

@@ -7,11 +7,14 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf/features"
 
 	"github.com/nervehq/nerve/internal/privtest"
 )
@@ -21,6 +24,7 @@ import (
 type capsConfig struct {
 	state, cgRel string
 	jvmOff       bool   // the JVM probe and the flight recorder off
+	uprobes      bool   // the JVM probe forced to classic uprobes (probes.jvm.attach: uprobe)
 	rung3        bool   // rung 3 (jvmquake) enforced
 	dataMount    string // one data mount, or none
 }
@@ -40,6 +44,9 @@ func (c capsConfig) write(t *testing.T) string {
 		// CAP_DAC_READ_SEARCH to name outliers' files and cgroups.
 		b.WriteString("probes:\n  jvm:\n    enabled: false\nflight:\n  enabled: false\n")
 	}
+	if c.uprobes {
+		b.WriteString("probes:\n  jvm:\n    attach: uprobe\n")
+	}
 	fmt.Fprintf(&b, "targets:\n  - name: nvjvm\n    cgroup: %s\n", c.cgRel)
 	path := filepath.Join(t.TempDir(), "nerve.yml")
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
@@ -49,11 +56,14 @@ func (c capsConfig) write(t *testing.T) string {
 }
 
 // What the agent keeps after attach (setpriv names, sorted), by
-// configuration: the JVM probe's needs, and rung 3's on top.
+// configuration: the JVM probe's needs on uprobe_multi links, and rung 3's
+// on top. Classic uprobes need sys_admin too (withUprobes).
 var (
-	keptJVM   = []string{"bpf", "dac_read_search", "perfmon", "sys_admin", "sys_ptrace"}
-	keptRung3 = []string{"bpf", "dac_override", "dac_read_search", "kill", "perfmon", "sys_admin", "sys_ptrace"}
+	keptJVM   = []string{"bpf", "dac_read_search", "perfmon", "sys_ptrace"}
+	keptRung3 = []string{"bpf", "dac_override", "dac_read_search", "kill", "perfmon", "sys_ptrace"}
 )
+
+func withUprobes(caps []string) []string { return sortedCopy(append(slices.Clone(caps), "sys_admin")) }
 
 // TestUnitCapabilities finds the agent unit's CapabilityBoundingSet minimal
 // by test: the real binary runs under the set, in a sandbox like the unit's,
@@ -62,11 +72,26 @@ var (
 // cases need. A JVM of another user starts after the agent has attached and
 // dropped what it does not need, so its uprobes attach with the capabilities
 // the agent keeps, not those it started with.
+//
+// The JVM probe attaches uprobe_multi links where the kernel has them
+// (Linux >= 6.6), which need no CAP_SYS_ADMIN. CAP_SYS_ADMIN is in the set
+// for classic uprobes, which older kernels get and probes.jvm.attach: uprobe
+// forces; the case that shows it needed forces them.
 func TestUnitCapabilities(t *testing.T) {
 	privtest.Root(t)
 	privtest.Tools(t, "java", "jcmd", "setpriv", "unshare")
 	bin := nerveBinary(t)
 	unitCaps := readUnit(t, "systemd/nerve-agent.service").caps(t)
+	// What the agent's auto mode takes here.
+	multi, mode := true, "uprobe_multi"
+	if err := features.HaveBPFLinkUprobeMulti(); err != nil {
+		multi, mode = false, "uprobe"
+		t.Logf("no uprobe_multi on this kernel, the JVM probe attaches classic uprobes: %v", err)
+	}
+	kept, keptR3 := keptJVM, keptRung3
+	if !multi {
+		kept, keptR3 = withUprobes(keptJVM), withUprobes(keptRung3)
+	}
 	var (
 		mu     sync.Mutex
 		proven = map[string]string{} // capability -> the case that needs it
@@ -98,33 +123,41 @@ func TestUnitCapabilities(t *testing.T) {
 					t.Errorf("probe %s not attached", p)
 				}
 			}
-			checkSets(t, a, keptJVM, keptJVM)
-			j := startJVM(t, cgDir)
-			if _, ok := a.waitMetric(t, `^nerve_jvm_watched\{probes="true",target="nvjvm"\} 1$`, 15*time.Second); !ok {
-				t.Fatalf("JVM %d not watched with USDT probes", j.pid)
-			}
-			if _, ok := a.waitMetric(t, `^nerve_jvm_safepoint_seconds_count\{target="nvjvm"\} [1-9]`, 15*time.Second); !ok {
-				t.Errorf("no safepoints of JVM %d counted", j.pid)
-			}
+			checkSets(t, a, kept, kept)
+			checkJVMProbed(t, a, cgDir, mode)
 		},
 	}, {
-		name:   "without CAP_SYS_ADMIN",
+		name: "unit set, classic uprobes",
+		caps: unitCaps,
+		cfg:  capsConfig{uprobes: true},
+		check: func(t *testing.T, a *agentProc, cgDir string) {
+			checkSets(t, a, withUprobes(keptJVM), withUprobes(keptJVM))
+			checkJVMProbed(t, a, cgDir, "uprobe")
+		},
+	}, {
+		name: "without CAP_SYS_ADMIN",
+		caps: without(unitCaps, "sys_admin"),
+		check: func(t *testing.T, a *agentProc, cgDir string) {
+			if !multi {
+				checkNoUSDT(t, a, cgDir)
+				return
+			}
+			checkSets(t, a, keptJVM, keptJVM)
+			checkJVMProbed(t, a, cgDir, mode)
+		},
+	}, {
+		name:   "without CAP_SYS_ADMIN, classic uprobes",
 		caps:   without(unitCaps, "sys_admin"),
+		cfg:    capsConfig{uprobes: true},
 		proves: []string{"sys_admin"},
 		check: func(t *testing.T, a *agentProc, cgDir string) {
-			j := startJVM(t, cgDir)
-			if _, ok := a.waitMetric(t, `^nerve_jvm_watched\{probes="false",target="nvjvm"\} 1$`, 15*time.Second); !ok {
-				t.Fatalf("JVM %d watched with USDT probes, or not at all, without CAP_SYS_ADMIN", j.pid)
-			}
-			waitLog(t, a, `msg="libjvm.so has no usable USDT probes.*perf_uprobe.*permission denied`)
-			// What is left: hsperfdata, which CAP_DAC_READ_SEARCH reads.
-			if _, ok := a.waitMetric(t, `^nerve_jvm_hsperf_safepoints_total\{target="nvjvm"\} [1-9]`, 15*time.Second); !ok {
-				t.Errorf("JVM %d not read from hsperfdata", j.pid)
-			}
+			checkNoUSDT(t, a, cgDir)
 		},
 	}, {
+		// Classic uprobes, so that the JVM has no USDT probes either.
 		name:   "without CAP_SYS_ADMIN and CAP_DAC_READ_SEARCH",
 		caps:   without(unitCaps, "sys_admin", "dac_read_search"),
+		cfg:    capsConfig{uprobes: true},
 		proves: []string{"dac_read_search"},
 		check: func(t *testing.T, a *agentProc, cgDir string) {
 			j := startJVM(t, cgDir)
@@ -178,14 +211,14 @@ func TestUnitCapabilities(t *testing.T) {
 		caps: unitCaps,
 		cfg:  capsConfig{rung3: true, dataMount: "DATA"},
 		check: func(t *testing.T, a *agentProc, cgDir string) {
-			checkSets(t, a, keptRung3, keptRung3)
+			checkSets(t, a, keptR3, keptR3)
 		},
 	}, {
 		name:   "without CAP_SETPCAP",
 		caps:   without(unitCaps, "setpcap"),
 		proves: []string{"setpcap"},
 		check: func(t *testing.T, a *agentProc, cgDir string) {
-			checkSets(t, a, keptJVM, sortedCopy(without(unitCaps, "setpcap")))
+			checkSets(t, a, kept, sortedCopy(without(unitCaps, "setpcap")))
 			waitLog(t, a, `msg="bounding set not shrunk`)
 		},
 	}}
@@ -226,7 +259,7 @@ func TestUnitCapabilities(t *testing.T) {
 		}
 		t.Run("jcmd for rung 3", func(t *testing.T) {
 			t.Parallel()
-			testJcmdCapabilities(t)
+			testJcmdCapabilities(t, keptR3)
 			prove(t, "kill", "dac_override")
 		})
 	})
@@ -241,6 +274,39 @@ func TestUnitCapabilities(t *testing.T) {
 		t.Errorf("capabilities shown needed %v, unit's CapabilityBoundingSet %v: each capability of the unit needs a case that fails without it, and the reverse", got, want)
 	}
 	t.Logf("needed, and why: %v", proven)
+}
+
+// checkJVMProbed checks that the JVM probe attaches in mode, and that a JVM
+// started now, after the drop, is watched with its USDT probes and its
+// safepoints are counted.
+func checkJVMProbed(t *testing.T, a *agentProc, cgDir, mode string) {
+	t.Helper()
+	if _, ok := a.waitMetric(t, `^nerve_jvm_probe_info\{attach="`+mode+`"\} 1$`, 0); !ok {
+		t.Errorf("JVM probe not attaching with %s", mode)
+	}
+	j := startJVM(t, cgDir)
+	if _, ok := a.waitMetric(t, `^nerve_jvm_watched\{probes="true",target="nvjvm"\} 1$`, 15*time.Second); !ok {
+		t.Fatalf("JVM %d not watched with USDT probes (%s)", j.pid, mode)
+	}
+	waitLog(t, a, `msg="attached to libjvm.so".* attach=`+mode+` `)
+	if _, ok := a.waitMetric(t, `^nerve_jvm_safepoint_seconds_count\{target="nvjvm"\} [1-9]`, 15*time.Second); !ok {
+		t.Errorf("no safepoints of JVM %d counted", j.pid)
+	}
+}
+
+// checkNoUSDT checks that a JVM started now is watched without USDT probes,
+// as classic uprobes need CAP_SYS_ADMIN, and is read from its hsperfdata.
+func checkNoUSDT(t *testing.T, a *agentProc, cgDir string) {
+	t.Helper()
+	j := startJVM(t, cgDir)
+	if _, ok := a.waitMetric(t, `^nerve_jvm_watched\{probes="false",target="nvjvm"\} 1$`, 15*time.Second); !ok {
+		t.Fatalf("JVM %d watched with USDT probes, or not at all, without CAP_SYS_ADMIN", j.pid)
+	}
+	waitLog(t, a, `msg="libjvm.so has no usable USDT probes.*perf_uprobe.*permission denied`)
+	// What is left: hsperfdata, which CAP_DAC_READ_SEARCH reads.
+	if _, ok := a.waitMetric(t, `^nerve_jvm_hsperf_safepoints_total\{target="nvjvm"\} [1-9]`, 15*time.Second); !ok {
+		t.Errorf("JVM %d not read from hsperfdata", j.pid)
+	}
 }
 
 // checkSets compares the agent's effective and bounding sets, once it
@@ -282,7 +348,7 @@ func waitLog(t *testing.T, a *agentProc, re string) {
 // attach listener (SIGQUIT), without CAP_DAC_OVERRIDE it cannot connect to
 // the listener's socket, with both it dumps. The order matters: once the
 // listener runs, a later jcmd needs no signal.
-func testJcmdCapabilities(t *testing.T) {
+func testJcmdCapabilities(t *testing.T, keptRung3 []string) {
 	_, cgDir := privtest.Cgroup(t)
 	j := startJVM(t, cgDir)
 	for _, tt := range []struct {

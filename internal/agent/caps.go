@@ -5,7 +5,8 @@ package agent
 // CAP_BPF and CAP_PERFMON (and tracefs, bpffs, memlock may need more), but
 // reading their maps on Linux >= 6.5 needs nothing. What is still needed
 // comes from the configuration: the JVM probe attaches uprobes to every new
-// JVM while it runs, rung 3 kills a JVM, the canary writes into data mounts.
+// JVM while it runs (classic uprobes also need CAP_SYS_ADMIN, uprobe_multi
+// links do not), rung 3 kills a JVM, the canary writes into data mounts.
 //
 // The capabilities are dropped from the bounding set too (when the agent
 // holds CAP_SETPCAP, as nerve-agent.service gives it), so that programs the
@@ -28,6 +29,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nervehq/nerve/internal/config"
+	"github.com/nervehq/nerve/jvm/probe"
 )
 
 // capability is a Linux capability number, as in linux/capability.h.
@@ -94,10 +96,12 @@ func (s capSet) String() string {
 // neededCapabilities says which capabilities the agent needs once its probes
 // are attached, each with why, from what cfg enables. release is the kernel
 // release (uname -r); running reports whether a probe started (attached or
-// on its fallback). Actions not named here (nodetool, systemd restarts over
-// D-Bus, hooks, webhooks, the manager) need none: they go through sockets
-// that check the uid. A hook that needs more should start a systemd unit.
-func neededCapabilities(cfg *config.Config, release string, running func(probe string) bool) map[capability][]string {
+// on its fallback); jvmAttach is how the running JVM probe attaches
+// (probe.AttachUprobeMulti or probe.AttachUprobe). Actions not named here
+// (nodetool, systemd restarts over D-Bus, hooks, webhooks, the manager) need
+// none: they go through sockets that check the uid. A hook that needs more
+// should start a systemd unit.
+func neededCapabilities(cfg *config.Config, release string, running func(probe string) bool, jvmAttach probe.AttachMode) map[capability][]string {
 	need := map[capability][]string{}
 	add := func(why string, caps ...capability) {
 		for _, c := range caps {
@@ -113,7 +117,11 @@ func neededCapabilities(cfg *config.Config, release string, running func(probe s
 	}
 	if running("jvm") {
 		add("jvm probe: attach uprobes to each new JVM", capBPF, capPerfmon)
-		add("jvm probe: uprobes need CAP_SYS_ADMIN (kernel commit ba677dbe77af)", capSysAdmin)
+		if jvmAttach != probe.AttachUprobeMulti {
+			// uprobe_multi links (Linux >= 6.6) go through bpf(), not the
+			// perf uprobe PMU.
+			add("jvm probe: classic uprobes need CAP_SYS_ADMIN (kernel commit ba677dbe77af; probes.jvm.attach is uprobe, or the kernel has no uprobe_multi)", capSysAdmin)
+		}
 		add("jvm probe: read /proc/<pid>/maps and /proc/<pid>/root of other users' JVMs", capSysPtrace)
 		add("jvm probe: read other users' hsperfdata (JVMs without USDT probes)", capDACReadSearch)
 	}
@@ -169,6 +177,12 @@ var errCgo = errors.New("the binary uses cgo, so the capabilities of all its thr
 func (a *agent) dropCapabilities(cfg *config.Config) {
 	var u unix.Utsname
 	unix.Uname(&u)
+	var jvmAttach probe.AttachMode
+	for _, sp := range a.probes.probes {
+		if j, ok := sp.probe.(interface{ AttachMode() probe.AttachMode }); ok && sp.name == "jvm" {
+			jvmAttach = j.AttachMode()
+		}
+	}
 	need := neededCapabilities(cfg, unix.ByteSliceToString(u.Release[:]), func(name string) bool {
 		for _, sp := range a.probes.probes {
 			if sp.name == name {
@@ -176,7 +190,7 @@ func (a *agent) dropCapabilities(cfg *config.Config) {
 			}
 		}
 		return false
-	})
+	}, jvmAttach)
 	var want capSet
 	for c := range need {
 		want |= 1 << c

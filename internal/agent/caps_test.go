@@ -7,20 +7,30 @@ import (
 	"testing"
 
 	"github.com/nervehq/nerve/internal/config"
+	"github.com/nervehq/nerve/jvm/probe"
 	"github.com/nervehq/nerve/probes/targets"
 )
 
 func TestNeededCapabilities(t *testing.T) {
-	jvm := []string{"CAP_BPF", "CAP_DAC_READ_SEARCH", "CAP_PERFMON", "CAP_SYS_ADMIN", "CAP_SYS_PTRACE"}
+	jvm := []string{"CAP_BPF", "CAP_DAC_READ_SEARCH", "CAP_PERFMON", "CAP_SYS_PTRACE"}
+	jvmUprobes := []string{"CAP_BPF", "CAP_DAC_READ_SEARCH", "CAP_PERFMON", "CAP_SYS_ADMIN", "CAP_SYS_PTRACE"}
 	for _, tt := range []struct {
 		name    string
 		release string
 		running []string
+		attach  probe.AttachMode // the JVM probe's, when it runs
 		edit    func(*config.Config)
 		want    []string
 	}{
-		{name: "defaults", release: "6.18.44", running: []string{"blockio", "runqueue", "pagefault", "jvm"}, want: jvm,
+		{name: "defaults, uprobe_multi", release: "6.18.44", running: []string{"blockio", "runqueue", "pagefault", "jvm"},
+			attach: probe.AttachUprobeMulti, want: jvm,
 			edit: func(c *config.Config) { c.Flight.Enabled = true }},
+		{name: "defaults, classic uprobes", release: "6.1.0-13-amd64", running: []string{"blockio", "runqueue", "pagefault", "jvm"},
+			attach: probe.AttachUprobe, want: jvmUprobes,
+			edit: func(c *config.Config) { c.Flight.Enabled = true }},
+		{name: "classic uprobes forced", release: "6.18.44", running: []string{"jvm"},
+			attach: probe.AttachUprobe, want: jvmUprobes,
+			edit: func(c *config.Config) { c.Probes.JVM.Attach = "uprobe" }},
 		{name: "jvm probe failed", release: "6.18.44", running: []string{"blockio", "runqueue", "pagefault"}},
 		{name: "jvm probe off", release: "6.18.44", running: []string{"blockio"},
 			edit: func(c *config.Config) { c.Probes.JVM.Enabled = false }},
@@ -72,7 +82,7 @@ func TestNeededCapabilities(t *testing.T) {
 					}
 				}
 				return false
-			})
+			}, tt.attach)
 			var got []string
 			for c, why := range need {
 				if len(why) == 0 || why[0] == "" {

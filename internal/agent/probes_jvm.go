@@ -19,7 +19,8 @@ func jvmProbe(fl *flightRun) ProbeSpec {
 			th := c.Probes.JVM.Thrash
 			p, err := probe.New(logger, probe.Config{Targets: c.Targets,
 				Thrash:   thrash.Config{Threshold: th.Threshold, Weight: th.Weight},
-				Outliers: fl.sink(), OutlierPause: fl.limits().Safepoint})
+				Outliers: fl.sink(), OutlierPause: fl.limits().Safepoint,
+				Attach: probe.AttachMode(c.Probes.JVM.Attach)})
 			if err != nil {
 				return nil, err
 			}

@@ -73,6 +73,10 @@ type Probes struct {
 type JVM struct {
 	// Enabled starts the probe; a disabled probe exports nothing.
 	Enabled bool `yaml:"enabled"`
+	// Attach is how the probe attaches to each JVM's libjvm.so: auto,
+	// uprobe_multi or uprobe. It decides whether the agent keeps
+	// CAP_SYS_ADMIN after attach.
+	Attach string `yaml:"attach"`
 	// Thrash is each JVM's jvmquake token bucket: every pause adds its
 	// length, running time drains Weight times as fast; over Threshold the
 	// JVM is dying slowly (query_of_death).

@@ -231,6 +231,11 @@ func TestValidate(t *testing.T) {
 			`manager.cert_file: manager.cert_file and manager.key_file must be set together, got "/etc/nerve/agent.pem" and ""`},
 		{"lease long", func(c *Config) { c.Manager.Lease = 2 * time.Hour }, "manager.lease: must be from 5s to 1h0m0s, got 2h0m0s"},
 		{"level upper case", func(c *Config) { c.Log.Level = "INFO" }, "log.level"},
+		{"jvm attach uprobe", func(c *Config) { c.Probes.JVM.Attach = "uprobe" }, ""},
+		{"jvm attach uprobe_multi", func(c *Config) { c.Probes.JVM.Attach = "uprobe_multi" }, ""},
+		{"jvm attach unknown", func(c *Config) { c.Probes.JVM.Attach = "kprobe" },
+			`probes.jvm.attach: must be "auto", "uprobe_multi" or "uprobe", got "kprobe"`},
+		{"jvm attach empty", func(c *Config) { c.Probes.JVM.Attach = "" }, "probes.jvm.attach"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

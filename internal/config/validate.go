@@ -70,6 +70,9 @@ func (c *Config) Validate() error {
 			add(h.path+".buckets_per_octave", "must be 1, 2 or 4, got %d", h.h.BucketsPerOctave)
 		}
 	}
+	if a := c.Probes.JVM.Attach; a != "auto" && a != "uprobe_multi" && a != "uprobe" {
+		add("probes.jvm.attach", `must be "auto", "uprobe_multi" or "uprobe", got %q`, a)
+	}
 	if th := c.Probes.JVM.Thrash; th.Threshold <= 0 {
 		add("probes.jvm.thrash.threshold", "must be positive, got %v", th.Threshold)
 	}

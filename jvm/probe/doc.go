@@ -6,6 +6,12 @@
 // subscribe to. x86-64 only for now: the argument registers of the probes
 // are read from x86's pt_regs.
 //
+// The uprobes are uprobe_multi links where the kernel has them (Linux 6.6,
+// one link per program and library, CAP_BPF and CAP_PERFMON), classic
+// perf-event uprobes otherwise or when Config.Attach says so (one per
+// location, and CAP_SYS_ADMIN since the kernel fix ba677dbe77af); the agent
+// asks AttachMode which capabilities to keep.
+//
 // With a sink configured (Config.Outliers), every safepoint whose pause is
 // at least Config.OutlierPause is also sent to it (flight.SafepointEvent),
 // with the VM operations that ran in it and the time to safepoint, from the

@@ -70,20 +70,26 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	jvmMapJvmDrops         = "jvm_drops"
-	jvmMapJvmEvents        = "jvm_events"
-	jvmMapJvmStarts        = "jvm_starts"
-	jvmMapJvmWatched       = "jvm_watched"
-	jvmProgNrvJvmGcBegin   = "nrv_jvm_gc_begin"
-	jvmProgNrvJvmGcEnd     = "nrv_jvm_gc_end"
-	jvmProgNrvJvmSpBegin   = "nrv_jvm_sp_begin"
-	jvmProgNrvJvmSpEnd     = "nrv_jvm_sp_end"
-	jvmProgNrvJvmVmopBegin = "nrv_jvm_vmop_begin"
-	jvmProgNrvJvmVmopEnd   = "nrv_jvm_vmop_end"
-	jvmVarUnusedJvmDrop    = "unused_jvm_drop"
-	jvmVarUnusedJvmEvent   = "unused_jvm_event"
-	jvmVarUnusedJvmKind    = "unused_jvm_kind"
-	jvmVarUnusedJvmReg     = "unused_jvm_reg"
+	jvmMapJvmDrops          = "jvm_drops"
+	jvmMapJvmEvents         = "jvm_events"
+	jvmMapJvmStarts         = "jvm_starts"
+	jvmMapJvmWatched        = "jvm_watched"
+	jvmProgNrvJvmGcBegin    = "nrv_jvm_gc_begin"
+	jvmProgNrvJvmGcBeginM   = "nrv_jvm_gc_begin_m"
+	jvmProgNrvJvmGcEnd      = "nrv_jvm_gc_end"
+	jvmProgNrvJvmGcEndM     = "nrv_jvm_gc_end_m"
+	jvmProgNrvJvmSpBegin    = "nrv_jvm_sp_begin"
+	jvmProgNrvJvmSpBeginM   = "nrv_jvm_sp_begin_m"
+	jvmProgNrvJvmSpEnd      = "nrv_jvm_sp_end"
+	jvmProgNrvJvmSpEndM     = "nrv_jvm_sp_end_m"
+	jvmProgNrvJvmVmopBegin  = "nrv_jvm_vmop_begin"
+	jvmProgNrvJvmVmopBeginM = "nrv_jvm_vmop_begin_m"
+	jvmProgNrvJvmVmopEnd    = "nrv_jvm_vmop_end"
+	jvmProgNrvJvmVmopEndM   = "nrv_jvm_vmop_end_m"
+	jvmVarUnusedJvmDrop     = "unused_jvm_drop"
+	jvmVarUnusedJvmEvent    = "unused_jvm_event"
+	jvmVarUnusedJvmKind     = "unused_jvm_kind"
+	jvmVarUnusedJvmReg      = "unused_jvm_reg"
 )
 
 // loadJvm returns the embedded CollectionSpec for jvm.
@@ -128,12 +134,18 @@ type jvmSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type jvmProgramSpecs struct {
-	NrvJvmGcBegin   *ebpf.ProgramSpec `ebpf:"nrv_jvm_gc_begin"`
-	NrvJvmGcEnd     *ebpf.ProgramSpec `ebpf:"nrv_jvm_gc_end"`
-	NrvJvmSpBegin   *ebpf.ProgramSpec `ebpf:"nrv_jvm_sp_begin"`
-	NrvJvmSpEnd     *ebpf.ProgramSpec `ebpf:"nrv_jvm_sp_end"`
-	NrvJvmVmopBegin *ebpf.ProgramSpec `ebpf:"nrv_jvm_vmop_begin"`
-	NrvJvmVmopEnd   *ebpf.ProgramSpec `ebpf:"nrv_jvm_vmop_end"`
+	NrvJvmGcBegin    *ebpf.ProgramSpec `ebpf:"nrv_jvm_gc_begin"`
+	NrvJvmGcBeginM   *ebpf.ProgramSpec `ebpf:"nrv_jvm_gc_begin_m"`
+	NrvJvmGcEnd      *ebpf.ProgramSpec `ebpf:"nrv_jvm_gc_end"`
+	NrvJvmGcEndM     *ebpf.ProgramSpec `ebpf:"nrv_jvm_gc_end_m"`
+	NrvJvmSpBegin    *ebpf.ProgramSpec `ebpf:"nrv_jvm_sp_begin"`
+	NrvJvmSpBeginM   *ebpf.ProgramSpec `ebpf:"nrv_jvm_sp_begin_m"`
+	NrvJvmSpEnd      *ebpf.ProgramSpec `ebpf:"nrv_jvm_sp_end"`
+	NrvJvmSpEndM     *ebpf.ProgramSpec `ebpf:"nrv_jvm_sp_end_m"`
+	NrvJvmVmopBegin  *ebpf.ProgramSpec `ebpf:"nrv_jvm_vmop_begin"`
+	NrvJvmVmopBeginM *ebpf.ProgramSpec `ebpf:"nrv_jvm_vmop_begin_m"`
+	NrvJvmVmopEnd    *ebpf.ProgramSpec `ebpf:"nrv_jvm_vmop_end"`
+	NrvJvmVmopEndM   *ebpf.ProgramSpec `ebpf:"nrv_jvm_vmop_end_m"`
 }
 
 // jvmMapSpecs contains maps before they are loaded into the kernel.
@@ -205,22 +217,34 @@ type jvmVariables struct {
 //
 // It can be passed to loadJvmObjects or ebpf.CollectionSpec.LoadAndAssign.
 type jvmPrograms struct {
-	NrvJvmGcBegin   *ebpf.Program `ebpf:"nrv_jvm_gc_begin"`
-	NrvJvmGcEnd     *ebpf.Program `ebpf:"nrv_jvm_gc_end"`
-	NrvJvmSpBegin   *ebpf.Program `ebpf:"nrv_jvm_sp_begin"`
-	NrvJvmSpEnd     *ebpf.Program `ebpf:"nrv_jvm_sp_end"`
-	NrvJvmVmopBegin *ebpf.Program `ebpf:"nrv_jvm_vmop_begin"`
-	NrvJvmVmopEnd   *ebpf.Program `ebpf:"nrv_jvm_vmop_end"`
+	NrvJvmGcBegin    *ebpf.Program `ebpf:"nrv_jvm_gc_begin"`
+	NrvJvmGcBeginM   *ebpf.Program `ebpf:"nrv_jvm_gc_begin_m"`
+	NrvJvmGcEnd      *ebpf.Program `ebpf:"nrv_jvm_gc_end"`
+	NrvJvmGcEndM     *ebpf.Program `ebpf:"nrv_jvm_gc_end_m"`
+	NrvJvmSpBegin    *ebpf.Program `ebpf:"nrv_jvm_sp_begin"`
+	NrvJvmSpBeginM   *ebpf.Program `ebpf:"nrv_jvm_sp_begin_m"`
+	NrvJvmSpEnd      *ebpf.Program `ebpf:"nrv_jvm_sp_end"`
+	NrvJvmSpEndM     *ebpf.Program `ebpf:"nrv_jvm_sp_end_m"`
+	NrvJvmVmopBegin  *ebpf.Program `ebpf:"nrv_jvm_vmop_begin"`
+	NrvJvmVmopBeginM *ebpf.Program `ebpf:"nrv_jvm_vmop_begin_m"`
+	NrvJvmVmopEnd    *ebpf.Program `ebpf:"nrv_jvm_vmop_end"`
+	NrvJvmVmopEndM   *ebpf.Program `ebpf:"nrv_jvm_vmop_end_m"`
 }
 
 func (p *jvmPrograms) Close() error {
 	return _JvmClose(
 		p.NrvJvmGcBegin,
+		p.NrvJvmGcBeginM,
 		p.NrvJvmGcEnd,
+		p.NrvJvmGcEndM,
 		p.NrvJvmSpBegin,
+		p.NrvJvmSpBeginM,
 		p.NrvJvmSpEnd,
+		p.NrvJvmSpEndM,
 		p.NrvJvmVmopBegin,
+		p.NrvJvmVmopBeginM,
 		p.NrvJvmVmopEnd,
+		p.NrvJvmVmopEndM,
 	)
 }
 

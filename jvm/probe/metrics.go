@@ -302,9 +302,14 @@ func (a *aggregator) collect(ch chan<- prometheus.Metric, jvms []JVM) {
 	}
 }
 
+const infoHelp = "How the JVM probe attaches to HotSpot's USDT probes: uprobe_multi (one BPF link per program and libjvm.so, Linux >= 6.6) or uprobe (a perf event per location, which needs CAP_SYS_ADMIN)."
+
+var infoDesc = prometheus.NewDesc("nerve_jvm_probe_info", infoHelp, []string{"attach"}, nil)
+
 // Describe implements prometheus.Collector.
 func (p *Probe) Describe(ch chan<- *prometheus.Desc) {
 	p.agg.describe(ch)
+	ch <- infoDesc
 	ch <- hsSafepointsDesc
 	ch <- hsSafepointTimeDesc
 	ch <- hsGCTimeDesc
@@ -313,6 +318,7 @@ func (p *Probe) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (p *Probe) Collect(ch chan<- prometheus.Metric) {
 	jvms := p.JVMs()
+	ch <- prometheus.MustNewConstMetric(infoDesc, prometheus.GaugeValue, 1, string(p.mode))
 	p.agg.collect(ch, jvms)
 	p.collectHsperf(ch, jvms)
 }

@@ -30,7 +30,7 @@ func (p *Probe) outlierEvent(pause Pause, sp safepointOps, who goneJVM) flight.E
 // a second.
 func (p *Probe) OutlierDrops() flight.Drops {
 	var perCPU []uint64
-	if err := p.objs.JvmDrops.Lookup(uint32(jvmJvmDropJVM_DROP_RINGBUF), &perCPU); err != nil {
+	if err := p.maps.JvmDrops.Lookup(uint32(jvmJvmDropJVM_DROP_RINGBUF), &perCPU); err != nil {
 		p.logger.Warn("read JVM drops", "err", err)
 		return flight.Drops{}
 	}

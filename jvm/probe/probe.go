@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 
@@ -53,6 +54,8 @@ type Config struct {
 	Outliers flight.Sink
 	// OutlierPause is the threshold; 0 means DefaultOutlierPause.
 	OutlierPause time.Duration
+	// Attach is how the programs attach; "" means AttachAuto.
+	Attach AttachMode
 }
 
 // DefaultOutlierPause is the outlier threshold when the config leaves it 0:
@@ -107,27 +110,71 @@ type JVM struct {
 
 // lib is one distinct libjvm.so file with its attached uprobes.
 type lib struct {
-	path  string
-	links []link.Link
-	users int
-	err   error // why it has no probes
+	path   string
+	links  []link.Link
+	attach AttachMode // how links are attached
+	users  int
+	err    error // why it has no probes
+}
+
+// programs are the six programs of one attach mode (bpf/jvm.bpf.c), in
+// the order of usdtProbes.
+type programs struct {
+	SpBegin, SpEnd, GcBegin, GcEnd, VmopBegin, VmopEnd *ebpf.Program
+}
+
+// uprobePrograms loads the classic uprobe variants. Its fields are those
+// of programs, which it converts to.
+type uprobePrograms struct {
+	SpBegin   *ebpf.Program `ebpf:"nrv_jvm_sp_begin"`
+	SpEnd     *ebpf.Program `ebpf:"nrv_jvm_sp_end"`
+	GcBegin   *ebpf.Program `ebpf:"nrv_jvm_gc_begin"`
+	GcEnd     *ebpf.Program `ebpf:"nrv_jvm_gc_end"`
+	VmopBegin *ebpf.Program `ebpf:"nrv_jvm_vmop_begin"`
+	VmopEnd   *ebpf.Program `ebpf:"nrv_jvm_vmop_end"`
+}
+
+// uprobeMultiPrograms loads the uprobe_multi variants.
+type uprobeMultiPrograms struct {
+	SpBegin   *ebpf.Program `ebpf:"nrv_jvm_sp_begin_m"`
+	SpEnd     *ebpf.Program `ebpf:"nrv_jvm_sp_end_m"`
+	GcBegin   *ebpf.Program `ebpf:"nrv_jvm_gc_begin_m"`
+	GcEnd     *ebpf.Program `ebpf:"nrv_jvm_gc_end_m"`
+	VmopBegin *ebpf.Program `ebpf:"nrv_jvm_vmop_begin_m"`
+	VmopEnd   *ebpf.Program `ebpf:"nrv_jvm_vmop_end_m"`
+}
+
+func (ps programs) list() []*ebpf.Program {
+	return []*ebpf.Program{ps.SpBegin, ps.SpEnd, ps.GcBegin, ps.GcEnd, ps.VmopBegin, ps.VmopEnd}
+}
+
+// usdtProbes are the USDT probes the programs attach to, in their order,
+// with the programs' names in bpf/jvm.bpf.c (the uprobe_multi variants add
+// "_m").
+var usdtProbes = [...]struct{ provider, name, prog string }{
+	{"hs_private", "safepoint__begin", "nrv_jvm_sp_begin"}, {"hs_private", "safepoint__end", "nrv_jvm_sp_end"},
+	{"hotspot", "gc__begin", "nrv_jvm_gc_begin"}, {"hotspot", "gc__end", "nrv_jvm_gc_end"},
+	{"hotspot", "vmops__begin", "nrv_jvm_vmop_begin"}, {"hotspot", "vmops__end", "nrv_jvm_vmop_end"},
 }
 
 // Probe is the running JVM watcher. Close it when done.
 type Probe struct {
 	logger *slog.Logger
 	cfg    Config
-	objs   jvmObjects
+	spec   *ebpf.CollectionSpec
+	maps   jvmMaps
+	mode   AttachMode // uprobe_multi or uprobe: how each libjvm.so is attached first
 	rd     *ringbuf.Reader
 	agg    *aggregator
 	clock  outlier.Clock // CLOCK_MONOTONIC to wall clock, for outliers
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu   sync.Mutex         // guards jvms, gone and libs
-	jvms map[int]*JVM       // by pid
-	gone map[int]goneJVM    // exited JVMs whose last events may still be in the ring buffer
-	libs map[[2]uint64]*lib // by (dev, inode)
+	mu    sync.Mutex              // guards jvms, gone, libs and progs
+	jvms  map[int]*JVM            // by pid
+	gone  map[int]goneJVM         // exited JVMs whose last events may still be in the ring buffer
+	libs  map[[2]uint64]*lib      // by (dev, inode)
+	progs map[AttachMode]programs // loaded on first use: the mode's, and uprobe's for a fallback
 }
 
 // goneJVM keeps an exited JVM's label until its last events are read.
@@ -169,17 +216,40 @@ func New(logger *slog.Logger, cfg Config) (*Probe, error) {
 	if err := cfg.Thrash.Validate(); err != nil {
 		return nil, fmt.Errorf("jvm: %w", err)
 	}
-	p := &Probe{logger: logger, cfg: cfg, jvms: map[int]*JVM{}, gone: map[int]goneJVM{}, libs: map[[2]uint64]*lib{},
-		agg: newAggregator(cfg.Thrash), clock: outlier.NewClock()}
-	if err := loadJvmObjects(&p.objs, nil); err != nil {
-		return nil, fmt.Errorf("jvm: load: %w", err)
+	if err := cfg.Attach.check(); err != nil {
+		return nil, fmt.Errorf("jvm: %w", err)
 	}
-	rd, err := ringbuf.NewReader(p.objs.JvmEvents)
+	if cfg.Attach == "" {
+		cfg.Attach = AttachAuto
+	}
+	mode, why := chooseMode(cfg.Attach)
+	if mode == "" {
+		return nil, fmt.Errorf("jvm: %s configured: %w", cfg.Attach, why)
+	}
+	if why != nil {
+		logger.Info("uprobe_multi unavailable; attaching classic uprobes, which need CAP_SYS_ADMIN", "why", why)
+	}
+	p := &Probe{logger: logger, cfg: cfg, mode: mode, jvms: map[int]*JVM{}, gone: map[int]goneJVM{}, libs: map[[2]uint64]*lib{},
+		progs: map[AttachMode]programs{}, agg: newAggregator(cfg.Thrash), clock: outlier.NewClock()}
+	spec, err := loadJvm()
 	if err != nil {
-		p.objs.Close()
+		return nil, fmt.Errorf("jvm: %w", err)
+	}
+	p.spec = spec
+	if err := spec.LoadAndAssign(&p.maps, nil); err != nil {
+		return nil, fmt.Errorf("jvm: load maps: %w", err)
+	}
+	if _, err := p.loadPrograms(mode); err != nil {
+		p.closeObjects()
+		return nil, fmt.Errorf("jvm: load %s programs: %w", mode, err)
+	}
+	rd, err := ringbuf.NewReader(p.maps.JvmEvents)
+	if err != nil {
+		p.closeObjects()
 		return nil, fmt.Errorf("jvm: ring buffer: %w", err)
 	}
 	p.rd = rd
+	logger.Info("attach mode", "attach", mode, "configured", cfg.Attach)
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	p.scan()
@@ -191,13 +261,79 @@ func New(logger *slog.Logger, cfg Config) (*Probe, error) {
 	return p, nil
 }
 
+// haveUprobeMulti tests the kernel once (cilium/ebpf caches the answer).
+var haveUprobeMulti = features.HaveBPFLinkUprobeMulti
+
+// chooseMode turns the configured mode into the one the probe attaches
+// with. For auto, why says why that is not uprobe_multi; for uprobe_multi
+// the kernel cannot do, the mode is "" and why says why.
+func chooseMode(want AttachMode) (mode AttachMode, why error) {
+	if want == AttachUprobe {
+		return AttachUprobe, nil
+	}
+	if err := haveUprobeMulti(); err != nil {
+		if want == AttachUprobeMulti {
+			return "", err
+		}
+		return AttachUprobe, err
+	}
+	return AttachUprobeMulti, nil
+}
+
+// AttachMode says how the probe attaches to each libjvm.so: AttachUprobeMulti
+// or AttachUprobe, never AttachAuto. In auto mode a library that
+// uprobe_multi cannot attach to gets classic uprobes (logged); the mode
+// stays what new libraries get first.
+func (p *Probe) AttachMode() AttachMode { return p.mode }
+
+// loadPrograms returns the mode's programs, loading them on first use: those
+// of the probe's mode at start, the classic ones on a library's fallback.
+// Only the scanner (and New before it) calls it.
+func (p *Probe) loadPrograms(mode AttachMode) (programs, error) {
+	p.mu.Lock()
+	ps, ok := p.progs[mode]
+	p.mu.Unlock()
+	if ok {
+		return ps, nil
+	}
+	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{
+		"jvm_watched": p.maps.JvmWatched, "jvm_starts": p.maps.JvmStarts,
+		"jvm_events": p.maps.JvmEvents, "jvm_drops": p.maps.JvmDrops,
+	}}
+	if mode == AttachUprobeMulti {
+		var m uprobeMultiPrograms
+		if err := p.spec.LoadAndAssign(&m, opts); err != nil {
+			return programs{}, err
+		}
+		ps = programs(m)
+	} else {
+		var u uprobePrograms
+		if err := p.spec.LoadAndAssign(&u, opts); err != nil {
+			return programs{}, err
+		}
+		ps = programs(u)
+	}
+	p.mu.Lock()
+	p.progs[mode] = ps
+	p.mu.Unlock()
+	return ps, nil
+}
+
 // Programs returns the loaded programs by name.
 func (p *Probe) Programs() map[string]*ebpf.Program {
-	return map[string]*ebpf.Program{
-		"nrv_jvm_sp_begin": p.objs.NrvJvmSpBegin, "nrv_jvm_sp_end": p.objs.NrvJvmSpEnd,
-		"nrv_jvm_gc_begin": p.objs.NrvJvmGcBegin, "nrv_jvm_gc_end": p.objs.NrvJvmGcEnd,
-		"nrv_jvm_vmop_begin": p.objs.NrvJvmVmopBegin, "nrv_jvm_vmop_end": p.objs.NrvJvmVmopEnd,
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]*ebpf.Program{}
+	for mode, ps := range p.progs {
+		suffix := ""
+		if mode == AttachUprobeMulti {
+			suffix = "_m"
+		}
+		for i, prog := range ps.list() {
+			out[usdtProbes[i].prog+suffix] = prog
+		}
 	}
+	return out
 }
 
 // Close detaches everything and waits for the goroutines.
@@ -213,7 +349,22 @@ func (p *Probe) Close() error {
 	}
 	p.libs = map[[2]uint64]*lib{}
 	p.mu.Unlock()
-	return p.objs.Close()
+	return p.closeObjects()
+}
+
+// closeObjects closes the programs and maps.
+func (p *Probe) closeObjects() error {
+	var errs []error
+	p.mu.Lock()
+	for _, ps := range p.progs {
+		for _, prog := range ps.list() {
+			errs = append(errs, prog.Close())
+		}
+	}
+	p.progs = map[AttachMode]programs{}
+	p.mu.Unlock()
+	errs = append(errs, p.maps.Close())
+	return errors.Join(errs...)
 }
 
 // JVMs lists the JVMs watched now.
@@ -424,11 +575,12 @@ func (p *Probe) watch(j *JVM) {
 	p.mu.Unlock()
 	if l == nil {
 		l = &lib{path: j.Lib}
-		l.links, l.err = p.attach(j.Lib)
+		var locations int
+		l.links, l.attach, locations, l.err = p.attach(j.Lib)
 		if l.err != nil {
 			p.logger.Warn("libjvm.so has no usable USDT probes; its JVMs are read from hsperfdata where they publish it", "lib", j.Lib, "err", l.err)
 		} else {
-			p.logger.Info("attached to libjvm.so", "lib", j.Lib, "probes", len(l.links))
+			p.logger.Info("attached to libjvm.so", "lib", j.Lib, "attach", l.attach, "locations", locations, "links", len(l.links))
 		}
 	}
 	j.Probes = l.err == nil
@@ -437,7 +589,7 @@ func (p *Probe) watch(j *JVM) {
 	}
 	j.cgroupID, _ = cgroupID(p.cfg.Proc, p.cfg.Resolver.CgroupRoot, j.PID)
 	tgid := uint32(j.PID)
-	if err := p.objs.JvmWatched.Put(tgid, uint8(1)); err != nil {
+	if err := p.maps.JvmWatched.Put(tgid, uint8(1)); err != nil {
 		p.logger.Warn("watch JVM", "pid", j.PID, "err", err)
 	}
 	p.mu.Lock()
@@ -475,35 +627,65 @@ func (p *Probe) forget(pid int) {
 	for _, l := range detach {
 		l.Close()
 	}
-	p.objs.JvmWatched.Delete(uint32(pid))
+	p.maps.JvmWatched.Delete(uint32(pid))
 	for k := 0; k < 3; k++ {
-		p.objs.JvmStarts.Delete(jvmJvmKey{Tgid: uint32(pid), Kind: uint32(k)})
+		p.maps.JvmStarts.Delete(jvmJvmKey{Tgid: uint32(pid), Kind: uint32(k)})
 	}
 	if j != nil {
 		p.logger.Info("JVM gone", "pid", pid, "label", j.Label)
 	}
 }
 
-// attach reads the library's SDT notes and attaches the six uprobes.
-func (p *Probe) attach(path string) ([]link.Link, error) {
-	probes, err := usdt.Read(path)
+// attach reads the library's SDT notes and attaches the six programs in
+// the probe's mode; in auto mode, a library uprobe_multi fails on gets
+// classic uprobes. It returns the links, the mode they are in and the number
+// of USDT locations.
+func (p *Probe) attach(path string) ([]link.Link, AttachMode, int, error) {
+	notes, err := usdt.Read(path)
 	if err != nil {
-		return nil, err
+		return nil, "", 0, err
+	}
+	var sites [len(usdtProbes)][]usdt.Probe
+	n := 0
+	for i, w := range usdtProbes {
+		for _, pr := range notes {
+			if pr.Provider == w.provider && pr.Name == w.name {
+				sites[i] = append(sites[i], pr)
+			}
+		}
+		if len(sites[i]) == 0 {
+			return nil, "", 0, fmt.Errorf("no %s:%s probe in %s (a JVM built without DTrace probes)", w.provider, w.name, path)
+		}
+		n += len(sites[i])
 	}
 	ex, err := link.OpenExecutable(path)
 	if err != nil {
-		return nil, err
+		return nil, "", 0, err
 	}
-	want := []struct {
-		provider, name string
-		prog           *ebpf.Program
-	}{
-		{"hs_private", "safepoint__begin", p.objs.NrvJvmSpBegin},
-		{"hs_private", "safepoint__end", p.objs.NrvJvmSpEnd},
-		{"hotspot", "gc__begin", p.objs.NrvJvmGcBegin},
-		{"hotspot", "gc__end", p.objs.NrvJvmGcEnd},
-		{"hotspot", "vmops__begin", p.objs.NrvJvmVmopBegin},
-		{"hotspot", "vmops__end", p.objs.NrvJvmVmopEnd},
+	if p.mode == AttachUprobeMulti {
+		links, err := p.attachWith(AttachUprobeMulti, ex, &sites)
+		if err == nil {
+			return links, AttachUprobeMulti, n, nil
+		}
+		if p.cfg.Attach == AttachUprobeMulti {
+			return nil, "", 0, err
+		}
+		p.logger.Warn("uprobe_multi cannot attach to this libjvm.so; attaching classic uprobes, which need CAP_SYS_ADMIN", "lib", path, "err", err)
+	}
+	links, err := p.attachWith(AttachUprobe, ex, &sites)
+	return links, AttachUprobe, n, err
+}
+
+// uprobeMulti attaches one uprobe_multi link; tests replace it to fail.
+var uprobeMulti = (*link.Executable).UprobeMulti
+
+// attachWith attaches the mode's programs to the sites of their USDT probes:
+// one uprobe_multi link per program, or one uprobe per site. Each site's
+// cookie and semaphore go with it.
+func (p *Probe) attachWith(mode AttachMode, ex *link.Executable, sites *[len(usdtProbes)][]usdt.Probe) ([]link.Link, error) {
+	ps, err := p.loadPrograms(mode)
+	if err != nil {
+		return nil, fmt.Errorf("load %s programs: %w", mode, err)
 	}
 	var links []link.Link
 	fail := func(err error) ([]link.Link, error) {
@@ -512,28 +694,46 @@ func (p *Probe) attach(path string) ([]link.Link, error) {
 		}
 		return nil, err
 	}
-	for _, w := range want {
-		n := 0
-		for _, pr := range probes {
-			if pr.Provider != w.provider || pr.Name != w.name {
-				continue
+	for i, prog := range ps.list() {
+		w := usdtProbes[i]
+		if mode == AttachUprobeMulti {
+			opts := &link.UprobeMultiOptions{}
+			semaphores := false
+			for _, pr := range sites[i] {
+				opts.Addresses = append(opts.Addresses, pr.Offset)
+				opts.RefCtrOffsets = append(opts.RefCtrOffsets, pr.Semaphore)
+				opts.Cookies = append(opts.Cookies, siteCookie(w.name, pr))
+				semaphores = semaphores || pr.Semaphore != 0
 			}
-			opts := &link.UprobeOptions{Address: pr.Offset, RefCtrOffset: pr.Semaphore}
-			if w.name == "vmops__end" {
-				opts.Cookie = argCookie(pr.Args)
+			if !semaphores {
+				opts.RefCtrOffsets = nil
 			}
-			l, err := ex.Uprobe("", w.prog, opts)
+			l, err := uprobeMulti(ex, nil, prog, opts)
+			if err != nil {
+				return fail(fmt.Errorf("attach %s:%s at %d locations (uprobe_multi): %w", w.provider, w.name, len(sites[i]), err))
+			}
+			links = append(links, l)
+			continue
+		}
+		for _, pr := range sites[i] {
+			opts := &link.UprobeOptions{Address: pr.Offset, RefCtrOffset: pr.Semaphore, Cookie: siteCookie(w.name, pr)}
+			l, err := ex.Uprobe("", prog, opts)
 			if err != nil {
 				return fail(fmt.Errorf("attach %s:%s at %#x: %w", w.provider, w.name, pr.Offset, err))
 			}
 			links = append(links, l)
-			n++
-		}
-		if n == 0 {
-			return fail(fmt.Errorf("no %s:%s probe in %s (a JVM built without DTrace probes)", w.provider, w.name, path))
 		}
 	}
 	return links, nil
+}
+
+// siteCookie is a site's attach cookie: where vmops__end's arguments are
+// (argCookie); 0 for the other probes, whose programs read none.
+func siteCookie(name string, pr usdt.Probe) uint64 {
+	if name == "vmops__end" {
+		return argCookie(pr.Args)
+	}
+	return 0
 }
 
 // argCookie tells the BPF program where vmops__end's name pointer (arg 0) and

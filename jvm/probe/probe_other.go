@@ -22,6 +22,7 @@ type Config struct {
 	Thrash       thrash.Config
 	Outliers     flight.Sink
 	OutlierPause time.Duration
+	Attach       AttachMode
 }
 
 // DefaultOutlierPause is the outlier threshold when the config leaves it 0.
@@ -39,6 +40,9 @@ func (p *Probe) Describe(chan<- *prometheus.Desc)   {}
 func (p *Probe) Collect(chan<- prometheus.Metric)   {}
 func (p *Probe) Programs() map[string]*ebpf.Program { return nil }
 func (p *Probe) Close() error                       { return nil }
+
+// AttachMode is none: the probe does not run here.
+func (p *Probe) AttachMode() AttachMode { return "" }
 
 // JVM is one watched JVM.
 type JVM struct {

@@ -4,6 +4,7 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -12,11 +13,15 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/sys/unix"
 
 	"github.com/nervehq/nerve/internal/privtest"
 	"github.com/nervehq/nerve/jvm/javatest"
@@ -92,9 +97,77 @@ func waitWatched(t *testing.T, p *Probe, pid int) JVM {
 	return JVM{}
 }
 
-// Every safepoint the JVM logs itself, nerve sees, and for as long.
+// uprobeMultiKernel reports whether the running kernel is Linux 6.6 or
+// later, which has uprobe_multi links ("bpf: Add multi uprobe link").
+func uprobeMultiKernel(t *testing.T) bool {
+	t.Helper()
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	var major, minor int
+	fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor)
+	return major > 6 || major == 6 && minor >= 6
+}
+
+// libAttach is how the probe attached the JVM's libjvm.so (the file, which
+// the probe may have found through another JVM's path first).
+func libAttach(t *testing.T, p *Probe, j JVM) AttachMode {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(j.Lib, &st); err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if l := p.libs[[2]uint64{uint64(st.Dev), st.Ino}]; l != nil {
+		return l.attach
+	}
+	return ""
+}
+
+// Every safepoint the JVM logs itself, nerve sees, and for as long: with
+// uprobe_multi where the kernel has it (auto), with classic uprobes
+// (forced), and with classic uprobes where uprobe_multi fails on a library.
 func TestSafepointsMatchJVMLog(t *testing.T) {
-	p, rec := startProbe(t)
+	multi := AttachUprobe
+	if uprobeMultiKernel(t) {
+		multi = AttachUprobeMulti
+	}
+	for _, tt := range []struct {
+		name      string
+		attach    AttachMode
+		multiFail bool       // every uprobe_multi attach fails
+		mode, lib AttachMode // the probe's mode and the library's
+	}{
+		{name: "auto", attach: AttachAuto, mode: multi, lib: multi},
+		{name: "uprobe", attach: AttachUprobe, mode: AttachUprobe, lib: AttachUprobe},
+		{name: "auto, uprobe_multi fails", attach: AttachAuto, multiFail: true, mode: multi, lib: AttachUprobe},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.multiFail {
+				if multi != AttachUprobeMulti {
+					t.Skip("no uprobe_multi on this kernel, so no fallback from it")
+				}
+				uprobeMulti = func(*link.Executable, []string, *ebpf.Program, *link.UprobeMultiOptions) (link.Link, error) {
+					return nil, errors.New("refused by the test")
+				}
+				t.Cleanup(func() { uprobeMulti = (*link.Executable).UprobeMulti })
+			}
+			p, rec := startProbeWith(t, Config{Attach: tt.attach})
+			if got := p.AttachMode(); got != tt.mode {
+				t.Errorf("attach mode %s, want %s on this kernel", got, tt.mode)
+			}
+			info := fmt.Sprintf("# HELP nerve_jvm_probe_info %s\n# TYPE nerve_jvm_probe_info gauge\nnerve_jvm_probe_info{attach=%q} 1\n", infoHelp, tt.mode)
+			if err := testutil.CollectAndCompare(p, strings.NewReader(info), "nerve_jvm_probe_info"); err != nil {
+				t.Error(err)
+			}
+			testSafepointsMatchJVMLog(t, p, rec, tt.lib)
+		})
+	}
+}
+
+func testSafepointsMatchJVMLog(t *testing.T, p *Probe, rec *recorder, lib AttachMode) {
 	dir := t.TempDir()
 	compileOwn(t, dir)
 	// No periodic cleanup safepoints while the program sleeps, so that all
@@ -103,6 +176,9 @@ func TestSafepointsMatchJVMLog(t *testing.T) {
 	w := waitWatched(t, p, j.PID)
 	if !w.Probes {
 		t.Fatalf("JVM %d watched without USDT probes", j.PID)
+	}
+	if got := libAttach(t, p, w); got != lib {
+		t.Errorf("libjvm.so attached with %s, want %s", got, lib)
 	}
 	waitExit(t, j)
 	time.Sleep(300 * time.Millisecond) // the ring buffer drains
@@ -125,8 +201,8 @@ func TestSafepointsMatchJVMLog(t *testing.T) {
 	for _, s := range seen {
 		seenTotal += s.Duration()
 	}
-	t.Logf("JVM log: %d safepoints, %.1fms stopped; nerve: %d safepoints, %.1fms; %d GCs, %d VM operations",
-		len(logged), float64(logTotal)/1e6, len(seen), float64(seenTotal)/1e6,
+	t.Logf("%s: JVM log: %d safepoints, %.1fms stopped; nerve: %d safepoints, %.1fms; %d GCs, %d VM operations",
+		lib, len(logged), float64(logTotal)/1e6, len(seen), float64(seenTotal)/1e6,
 		len(rec.of(j.PID, GC)), len(rec.of(j.PID, VMOperation)))
 	if len(logged) < 50 {
 		t.Fatalf("only %d safepoints in the JVM's log", len(logged))

@@ -52,13 +52,16 @@ type Features struct {
 	Kprobes Feature
 	// Fentry: fentry programs attach to kernel functions.
 	Fentry Feature
+	// UprobeMulti: uprobe_multi links (Linux 6.6), which the JVM probe
+	// prefers to classic uprobes: they need no CAP_SYS_ADMIN.
+	UprobeMulti Feature
 	// BPFStats: the kernel's BPF run-time statistics can be switched on.
 	BPFStats Feature
 }
 
 // All lists the features in the order the start-up table shows them.
 func (f *Features) All() []Feature {
-	return []Feature{f.BTF, f.TPBTF, f.RawTP, f.Tracepoint, f.RingBuf, f.TaskStorage, f.Kprobes, f.Fentry, f.BPFStats}
+	return []Feature{f.BTF, f.TPBTF, f.RawTP, f.Tracepoint, f.RingBuf, f.TaskStorage, f.Kprobes, f.Fentry, f.UprobeMulti, f.BPFStats}
 }
 
 var (
@@ -93,6 +96,7 @@ func detect() *Features {
 	f.TaskStorage = feature("task_storage", features.HaveMapType(ebpf.TaskStorage))
 	f.Kprobes = feature("kprobe", haveKprobes())
 	f.Fentry = feature("fentry", haveFentry(f.TPBTF.OK()))
+	f.UprobeMulti = feature("uprobe_multi", features.HaveBPFLinkUprobeMulti())
 	f.BPFStats = feature("bpf_stats", haveBPFStats())
 	return f
 }

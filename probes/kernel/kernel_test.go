@@ -196,14 +196,15 @@ func sample() *Features {
 		TaskStorage: Feature{Name: "task_storage"},
 		Kprobes:     Feature{Name: "kprobe", Err: errors.New("no kprobe_events")},
 		Fentry:      Feature{Name: "fentry", Err: errors.New("operation not permitted")},
+		UprobeMulti: Feature{Name: "uprobe_multi"},
 		BPFStats:    Feature{Name: "bpf_stats"},
 	}
 }
 
 func TestTable(t *testing.T) {
 	got := sample().Table()
-	if n := strings.Count(got, "\n"); n != 10 {
-		t.Errorf("Table() has %d lines, want 10 (release and 9 features):\n%s", n, got)
+	if n := strings.Count(got, "\n"); n != 11 {
+		t.Errorf("Table() has %d lines, want 11 (release and 10 features):\n%s", n, got)
 	}
 	for _, want := range []string{
 		"kernel        6.18.0\n",
