@@ -147,7 +147,7 @@ func TestSafepointsMatchJVMLog(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.multiFail {
 				if multi != AttachUprobeMulti {
-					t.Skip("no uprobe_multi on this kernel, so no fallback from it")
+					privtest.Skip(t, "no uprobe_multi on this kernel, so no fallback from it")
 				}
 				uprobeMulti = func(*link.Executable, []string, *ebpf.Program, *link.UprobeMultiOptions) (link.Link, error) {
 					return nil, errors.New("refused by the test")

@@ -13,8 +13,8 @@ type metrics struct {
 	s *Server
 
 	leader, appliedIndex, grants, rackGrants *prometheus.Desc
-	leaseExpiries                prometheus.Counter
-	requestDuration              *prometheus.HistogramVec
+	leaseExpiries                            prometheus.Counter
+	requestDuration                          *prometheus.HistogramVec
 }
 
 func newMetrics(s *Server) *metrics {
