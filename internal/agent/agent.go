@@ -101,19 +101,8 @@ func LoadConfig(path string, o Overrides) (*config.Config, error) {
 // cannot be bound, when serving fails, or when a probe fails to start and
 // probes.strict is set.
 func Run(ctx context.Context, logger *slog.Logger, cfg *config.Config, opts Options) error {
-	if err := kernel.CheckPrivileges(); err != nil {
-		return fmt.Errorf("nerve agent must run as root (or with CAP_BPF and CAP_PERFMON): %w", err)
-	}
-	if err := kernel.CheckBTF(); err != nil {
+	if err := prepareMachine(logger); err != nil {
 		return err
-	}
-	if err := kernel.EnsureMounts(logger); err != nil {
-		return err
-	}
-	// A no-op on kernels that account BPF memory to the cgroup (5.11+);
-	// before that, maps larger than the 8 MiB default limit fail to load.
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return fmt.Errorf("remove memlock limit: %w", err)
 	}
 	kernel.Detect().Log(logger)
 
@@ -157,6 +146,27 @@ func Run(ctx context.Context, logger *slog.Logger, cfg *config.Config, opts Opti
 	// configuration still needs (caps.go).
 	a.dropCapabilities(cfg)
 	return a.serve(ctx, ln, cfg, opts)
+}
+
+// prepareMachine checks that this process can load the probes here (root or
+// CAP_BPF and CAP_PERFMON, BTF), mounts tracefs and bpffs when they are not,
+// and lifts the memlock limit.
+func prepareMachine(logger *slog.Logger) error {
+	if err := kernel.CheckPrivileges(); err != nil {
+		return fmt.Errorf("nerve agent must run as root (or with CAP_BPF and CAP_PERFMON): %w", err)
+	}
+	if err := kernel.CheckBTF(); err != nil {
+		return err
+	}
+	if err := kernel.EnsureMounts(logger); err != nil {
+		return err
+	}
+	// A no-op on kernels that account BPF memory to the cgroup (5.11+);
+	// before that, maps larger than the 8 MiB default limit fail to load.
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return fmt.Errorf("remove memlock limit: %w", err)
+	}
+	return nil
 }
 
 // agent is a running agent's state between start and shutdown.

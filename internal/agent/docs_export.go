@@ -8,11 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/cilium/ebpf/rlimit"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nervehq/nerve/internal/config"
-	"github.com/nervehq/nerve/probes/kernel"
 )
 
 // Registry checks the machine as Run does, starts every probe cfg enables
@@ -22,17 +20,8 @@ import (
 // process's and the HTTP handler's metrics. stop stops what it started.
 // It needs root, like Run.
 func Registry(ctx context.Context, logger *slog.Logger, cfg *config.Config, opts Options) (reg *prometheus.Registry, stop func(), err error) {
-	if err := kernel.CheckPrivileges(); err != nil {
-		return nil, nil, fmt.Errorf("the agent's registry needs root (or CAP_BPF and CAP_PERFMON): %w", err)
-	}
-	if err := kernel.CheckBTF(); err != nil {
+	if err := prepareMachine(logger); err != nil {
 		return nil, nil, err
-	}
-	if err := kernel.EnsureMounts(logger); err != nil {
-		return nil, nil, err
-	}
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, nil, fmt.Errorf("remove memlock limit: %w", err)
 	}
 	a, err := newAgent(logger, cfg, opts)
 	if err != nil {
