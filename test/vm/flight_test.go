@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -187,6 +188,12 @@ actuator: {enabled: false}
 	}
 	pid := toucher.Process.Pid
 	time.Sleep(3 * time.Second)
+	// Stop before killing: SIGKILL wakes the toucher out of the fault it
+	// is nearly always waiting in, and that cut-short stall would be
+	// recorded as a short one. SIGSTOP does not end a killable sleep; the
+	// fault finishes and the toucher stops on its way back to user space.
+	toucher.Process.Signal(syscall.SIGSTOP)
+	time.Sleep(4 * delay)
 	toucher.Process.Kill()
 	toucher.Wait()
 	time.Sleep(500 * time.Millisecond)
