@@ -1,8 +1,9 @@
 package dashboards
 
 // actionsNew counts decisions per interval, including the first of each
-// (action, result): that series is born with the value 1, and increase()
-// needs two samples, so the `unless ... offset` half adds the newborn ones.
+// (action, result) the agent could not create at 0 ahead: that series is
+// born with the value 1, and increase() needs two samples, so the `unless
+// ... offset` half adds the newborn ones.
 const actionsNew = `sum by (action, result) (increase(nerve_actions_total{instance=~"$instance"}[$__rate_interval])) > 0
 or
 sum by (action, result) (nerve_actions_total{instance=~"$instance"} unless nerve_actions_total{instance=~"$instance"} offset $__rate_interval)`

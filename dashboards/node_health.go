@@ -31,9 +31,10 @@ var (
 		Tags: "instance,kind", Color: "red", StepSeconds: 30,
 	}
 	// A decision is a point: the counter went up, or its series was born.
-	// nerve_actions_total{action,result} starts to exist at the first
-	// decision of its kind, with the value 1, which increase() cannot see;
-	// the `unless ... offset` half catches those.
+	// nerve_actions_total{action,result} starts at 0 for every configured
+	// action, but a combination the agent could not list ahead starts to
+	// exist at its first decision, with the value 1, which increase()
+	// cannot see; the `unless ... offset` half catches those.
 	actionAnnotation = Annotation{
 		Name: "Actions",
 		Expr: `sum by (instance, action, result) (increase(nerve_actions_total{instance=~"$instance"}[1m])) > 0

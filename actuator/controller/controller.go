@@ -96,11 +96,29 @@ func New(cfg Config) (*Controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
+	// Every counter an operator alerts on exists from the start, at 0, so
+	// that increase() sees the first decision too: each configured action
+	// with each result, and "none" with "no action left".
+	results := map[[2]string]int{{noAction, resultNoActionLeft}: 0}
+	for name := range byName {
+		for _, r := range actionResults {
+			results[[2]string{name, r}] = 0
+		}
+	}
 	return &Controller{
 		cfg: cfg, engine: diagnose.New(cfg.Goals), ladder: l, actions: byName,
-		reported: map[string]string{}, active: map[actuator.Kind]int{}, results: map[[2]string]int{},
+		reported: map[string]string{}, active: map[actuator.Kind]int{}, results: results,
 	}, nil
 }
+
+// The results nerve_actions_total counts; outcomeClass maps a decision's
+// outcome onto them.
+const (
+	noAction           = "none" // the action label of a decision without one
+	resultNoActionLeft = "no action left"
+)
+
+var actionResults = []string{"done", "failed", "refused", "advised", "observed"}
 
 // SetGoals replaces the goals; rule state carries over.
 func (c *Controller) SetGoals(g goals.Goals) { c.engine.SetGoals(g) }
@@ -333,7 +351,7 @@ func (c *Controller) save(ctx context.Context, dec report.Decision) bool {
 
 func (c *Controller) count(action, result string) {
 	if action == "" {
-		action = "none"
+		action = noAction
 	}
 	c.mu.Lock()
 	c.results[[2]string{action, result}]++

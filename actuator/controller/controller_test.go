@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"sync"
@@ -112,6 +113,31 @@ nerve_diagnosis{kind="query_of_death"} 0
 nerve_diagnosis{kind="slow_drive"} 1
 `
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "nerve_diagnosis"); err != nil {
+		t.Error(err)
+	}
+}
+
+// The counters an operator alerts on exist at 0 before the first decision,
+// so increase() over them sees that decision too; the first advice counts.
+func TestActionCountersStartAtZero(t *testing.T) {
+	c, _, _ := setup(t, &ladder.LocalLock{}, nil)
+	head := `# HELP nerve_actions_total Decisions by action and result: done, failed, refused, advised, observed, no action left. Each configured action's series exist from the start, at 0.
+# TYPE nerve_actions_total counter
+`
+	series := func(advised int) string {
+		return fmt.Sprintf(`nerve_actions_total{action="none",result="no action left"} 0
+nerve_actions_total{action="transfer-and-exit",result="advised"} %d
+nerve_actions_total{action="transfer-and-exit",result="done"} 0
+nerve_actions_total{action="transfer-and-exit",result="failed"} 0
+nerve_actions_total{action="transfer-and-exit",result="observed"} 0
+nerve_actions_total{action="transfer-and-exit",result="refused"} 0
+`, advised)
+	}
+	if err := testutil.CollectAndCompare(c, strings.NewReader(head+series(0)), "nerve_actions_total"); err != nil {
+		t.Error(err)
+	}
+	run(c, time.Unix(1e9, 0), 2*time.Minute)
+	if err := testutil.CollectAndCompare(c, strings.NewReader(head+series(1)), "nerve_actions_total"); err != nil {
 		t.Error(err)
 	}
 }

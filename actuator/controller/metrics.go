@@ -12,7 +12,7 @@ var (
 	diagnosisDesc = prometheus.NewDesc("nerve_diagnosis",
 		"Whether a diagnosis holds now (1) on at least one subject, or not (0).", []string{"kind"}, nil)
 	actionsDesc = prometheus.NewDesc("nerve_actions_total",
-		"Decisions by action and result: done, failed, refused, advised, observed, no action left.",
+		"Decisions by action and result: done, failed, refused, advised, observed, no action left. Each configured action's series exist from the start, at 0.",
 		[]string{"action", "result"}, nil)
 	modeDesc = prometheus.NewDesc("nerve_action_mode",
 		"The mode of each rung of the action ladder: 1 for the mode in force.", []string{"rung", "mode"}, nil)

@@ -37,7 +37,9 @@ type metricDoc struct {
 // listed here that no registry describes is an error, so the list cannot
 // go stale.
 var conditionalTypes = map[string]string{
-	// After the first decision.
+	// From the start for the configured actions (none when the
+	// documentation's registry has no actuator); others at their first
+	// decision.
 	"nerve_actions_total": "counter",
 	// Per device, once the probe has seen a request on it.
 	"nerve_block_errors_total":             "counter",

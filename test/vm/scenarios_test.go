@@ -190,12 +190,15 @@ actuator:
 	}
 	body := a.scrape(t)
 	for _, line := range strings.Split(body, "\n") {
-		if strings.HasPrefix(line, "nerve_actions_total{") {
+		if strings.HasPrefix(line, "nerve_actions_total{") && !strings.HasSuffix(line, " 0") {
 			t.Errorf("an action was counted during the control: %s", line)
 		}
 		if strings.HasPrefix(line, "nerve_diagnosis{") && !strings.HasSuffix(line, " 0") {
 			t.Errorf("a diagnosis holds after the control: %s", line)
 		}
+	}
+	if !strings.Contains(body, `nerve_actions_total{action="none",result="no action left"} 0`) {
+		t.Error("no zero nerve_actions_total series: alerts on increase() would miss the first decision")
 	}
 	if !strings.Contains(body, "nerve_diagnosis{") {
 		t.Error("no nerve_diagnosis series: the actuator is not running, so the control proves nothing")
