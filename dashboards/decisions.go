@@ -6,7 +6,7 @@ package dashboards
 // ... offset` half adds the newborn ones.
 const actionsNew = `sum by (action, result) (increase(nerve_actions_total{instance=~"$instance"}[$__rate_interval])) > 0
 or
-sum by (action, result) (nerve_actions_total{instance=~"$instance"} unless nerve_actions_total{instance=~"$instance"} offset $__rate_interval)`
+sum by (action, result) (nerve_actions_total{instance=~"$instance"} > 0 unless nerve_actions_total{instance=~"$instance"} offset $__rate_interval)`
 
 func decisions() Dashboard {
 	return Dashboard{

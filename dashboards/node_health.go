@@ -39,7 +39,7 @@ var (
 		Name: "Actions",
 		Expr: `sum by (instance, action, result) (increase(nerve_actions_total{instance=~"$instance"}[1m])) > 0
 or
-sum by (instance, action, result) (nerve_actions_total{instance=~"$instance"} unless nerve_actions_total{instance=~"$instance"} offset 1m)`,
+sum by (instance, action, result) (nerve_actions_total{instance=~"$instance"} > 0 unless nerve_actions_total{instance=~"$instance"} offset 1m)`,
 		Title: "{{action}}: {{result}}", Text: "{{instance}}: action {{action}}, {{result}}",
 		Tags: "instance,action,result", Color: "orange", StepSeconds: 60,
 	}

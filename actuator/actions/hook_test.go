@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -65,7 +66,7 @@ func TestHookFailure(t *testing.T) {
 func TestHookTimeoutKillsProcessGroup(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "child")
 	script := fakeProgram(t, "hook", "sleep 60 & echo $! > "+pidFile+"; wait\n")
-	_, err := Hook{Argv: []string{script}, Timeout: 300 * time.Millisecond}.Run(context.Background(), HookCall{})
+	_, err := Hook{Argv: []string{script}, Timeout: 2 * time.Second}.Run(context.Background(), HookCall{})
 	if err == nil || !strings.Contains(err.Error(), "killed after") {
 		t.Fatalf("Run error = %v, want killed after the timeout", err)
 	}
@@ -74,6 +75,9 @@ func TestHookTimeoutKillsProcessGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := strings.TrimSpace(string(b))
+	if _, err := strconv.Atoi(pid); err != nil {
+		t.Fatalf("pid file %q: the hook was killed before it wrote its child's pid (%v)", b, err)
+	}
 	// The child is not ours to reap: gone means no /proc entry or a zombie
 	// waiting for init.
 	for i := 0; i < 50; i++ {

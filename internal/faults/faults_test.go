@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -779,5 +780,62 @@ func TestCheckSize(t *testing.T) {
 	}
 	if err := checkSize(1 << 20); err != nil {
 		t.Errorf("checkSize(1 MiB): %v", err)
+	}
+}
+
+// Evict drops a file's pages, and only that file's, from the page cache.
+func TestEvict(t *testing.T) {
+	dir := t.TempDir()
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Type == unix.TMPFS_MAGIC {
+		t.Skipf("%s is on tmpfs, whose pages cannot be evicted", dir) // not a privilege: nothing to test
+	}
+	resident := func(path string) int {
+		t.Helper()
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		m, err := unix.Mmap(int(f.Fd()), 0, 1<<20, unix.PROT_READ, unix.MAP_SHARED)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Munmap(m)
+		vec := make([]byte, len(m)/os.Getpagesize())
+		// x/sys/unix has no Mincore for Linux.
+		if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+			t.Fatalf("mincore: %v", e)
+		}
+		n := 0
+		for _, v := range vec {
+			n += int(v & 1)
+		}
+		return n
+	}
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, p := range []string{a, b} {
+		if err := os.WriteFile(p, bytes.Repeat([]byte{1}, 1<<20), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pages := (1 << 20) / os.Getpagesize()
+	if n := resident(a); n != pages {
+		t.Skipf("%d of %d pages of a fresh file resident: the page cache does not keep them here", n, pages)
+	}
+	if err := Evict(a); err != nil {
+		t.Fatal(err)
+	}
+	if n := resident(a); n != 0 {
+		t.Errorf("%d pages of the evicted file still resident", n)
+	}
+	if n := resident(b); n != pages {
+		t.Errorf("%d of %d pages of the other file resident after evicting the first", n, pages)
+	}
+	if err := Evict(filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("Evict of a missing file: %v, want an error naming it", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -167,9 +168,15 @@ func TestCPUContention(t *testing.T) {
 // directory dir, and waits for it when the test ends.
 func startHogs(t *testing.T, ctx context.Context, dir string, workers int, d time.Duration) {
 	t.Helper()
-	// The shell puts itself in the cgroup, then becomes stress-ng.
-	stress := exec.CommandContext(ctx, "sh", "-c",
-		fmt.Sprintf("echo $$ > %s/cgroup.procs && exec stress-ng --cpu %d --timeout %ds --quiet", dir, workers, int(d.Seconds())))
+	// Born in the cgroup (clone3): every task of it is stress-ng, none a
+	// shell on its way to exec it.
+	cg, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cg.Close()
+	stress := exec.CommandContext(ctx, "stress-ng", "--cpu", strconv.Itoa(workers), "--timeout", fmt.Sprintf("%ds", int(d.Seconds())), "--quiet")
+	stress.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
 	if err := stress.Start(); err != nil {
 		t.Fatal(err)
 	}

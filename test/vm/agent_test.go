@@ -30,26 +30,28 @@ import (
 type agent struct {
 	addr   string
 	cmd    *exec.Cmd
-	stderr *bytes.Buffer
+	stderr *nervetest.SyncBuffer
+	exited chan struct{} // closed once the process is reaped
+	err    error         // Wait's answer, set before exited closes
 }
 
 func startAgent(t *testing.T, bin string, args ...string) *agent {
 	t.Helper()
-	a := &agent{addr: nervetest.FreeAddr(t), stderr: &bytes.Buffer{}}
+	a := &agent{addr: nervetest.FreeAddr(t), stderr: &nervetest.SyncBuffer{}, exited: make(chan struct{})}
 	a.cmd = exec.Command(bin, append([]string{"agent", "--web.listen-address=" + a.addr}, args...)...)
 	a.cmd.Stderr = a.stderr
 	a.cmd.Stdout = a.stderr
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	go func() { a.err = a.cmd.Wait(); close(a.exited) }()
 	t.Cleanup(func() {
 		a.cmd.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- a.cmd.Wait() }()
 		select {
-		case <-done:
+		case <-a.exited:
 		case <-time.After(10 * time.Second):
 			a.cmd.Process.Kill()
+			<-a.exited
 			t.Errorf("agent did not stop within 10s of SIGINT")
 		}
 		if t.Failed() {
@@ -65,13 +67,23 @@ func startAgent(t *testing.T, bin string, args ...string) *agent {
 				return a
 			}
 		}
-		if a.cmd.ProcessState != nil {
-			break
+		select {
+		case <-a.exited:
+			t.Fatalf("agent exited before it became healthy (%v); log:\n%s", a.err, a.stderr)
+		case <-time.After(100 * time.Millisecond):
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("agent did not become healthy; log:\n%s", a.stderr)
+	t.Fatalf("agent did not become healthy within 20s; log:\n%s", a.stderr)
 	return nil
+}
+
+// kill SIGKILLs the agent and reaps it.
+func (a *agent) kill(t *testing.T) {
+	t.Helper()
+	if err := a.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-a.exited
 }
 
 func (a *agent) scrape(t *testing.T) string {

@@ -177,7 +177,9 @@ actuator: {enabled: false}
 	}
 	exec.Command("sync").Run()
 	disk.SetDelay(delay)
-	os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0o200)
+	if err := faults.Evict(file); err != nil {
+		t.Fatal(err)
+	}
 
 	// The nerve binary's drill helper "touch" maps the file and faults on
 	// random pages of it, dropping them from the page cache as it goes.
@@ -387,10 +389,7 @@ flight:
 	if dec.ID == "" {
 		t.Fatalf("no slow_drive decision on %s within 60 s", dev)
 	}
-	if err := a.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	a.cmd.Wait()
+	a.kill(t)
 	t.Logf("decision %s (%s); agent SIGKILLed", dec.ID, dec.Outcome)
 
 	if want := filepath.Join(state, "incidents", dec.ID+".json"); dec.Bundle != want {
