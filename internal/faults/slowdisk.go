@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -75,8 +76,10 @@ func NewSlowDisk(dir string, size int64, delay time.Duration) (d *SlowDisk, err 
 	if err != nil {
 		return nil, fmt.Errorf("new slow disk in %s: %w", dir, err)
 	}
+	// The delay starts once the device is attached and udev is done with
+	// it: its probes of a new device (blkid) would otherwise be slow reads
+	// in flight beside the first ones of whoever uses the disk.
 	d = &SlowDisk{root: root, mnt: mountPath(root), delay: new(atomic.Int64), done: make(chan struct{})}
-	d.SetDelay(delay)
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, d.Close())
@@ -101,7 +104,19 @@ func NewSlowDisk(dir string, size int64, delay time.Duration) (d *SlowDisk, err 
 	if err != nil {
 		return d, fmt.Errorf("new slow disk: %w", err)
 	}
+	udevSettle()
+	d.SetDelay(delay)
 	return d, nil
+}
+
+// udevSettle waits, a few seconds at most, until udev has handled the
+// events queued so far, where udev runs (its control socket exists); it is
+// best effort: a disk whose first reads overlap udev's is still a disk.
+func udevSettle() {
+	if _, err := os.Stat("/run/udev/control"); err != nil {
+		return
+	}
+	exec.Command("udevadm", "settle", "--timeout=5").Run()
 }
 
 // serve mounts the FUSE filesystem and starts the goroutine that serves

@@ -234,7 +234,11 @@ func TestManagerJepsen(t *testing.T) {
 		if err := porcupine.VisualizePath(lockModel, info, out); err == nil {
 			t.Logf("linearizability visualization: %s", out)
 		}
-		t.Errorf("the lock history is not linearizable against the rack-lock model (%s)", res)
+		if res == porcupine.Unknown {
+			t.Errorf("porcupine could not decide within its 2-minute limit whether the lock history is linearizable (not a proven violation; the history is above)")
+		} else {
+			t.Errorf("the lock history is not linearizable against the rack-lock model (%s)", res)
+		}
 	}
 
 	t.Logf("summary: %d operations by %d agents over %s: %d grants, %d refusals (%d busy, %d full; %d refuse events in the history), %d releases, validations %d ok / %d stale, %d unknown outcomes, %d stop periods",
