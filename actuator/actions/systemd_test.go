@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nervehq/nerve/internal/systemdtest"
 )
 
 const (
@@ -15,16 +17,16 @@ const (
 )
 
 // TestSystemdRestartUserManager restarts a real service in a real systemd
-// (a user manager; see userManager) and checks the PIDs Run reports against
+// (a user manager; see systemdtest) and checks the PIDs Run reports against
 // /proc.
 func TestSystemdRestartUserManager(t *testing.T) {
-	m := startUserManager(t, map[string]string{
+	m := systemdtest.Start(t, map[string]string{
 		// Type=exec: the start job is done once the program runs, so MainPID
 		// is set when the job result arrives.
 		sleepUnit:  "[Service]\nType=exec\nExecStart=/bin/sleep infinity\n",
 		brokenUnit: "[Service]\nType=exec\nExecStart=/nonexistent/nerve-test-program\n",
 	})
-	m.startUnit(t, sleepUnit)
+	m.StartUnit(t, sleepUnit)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

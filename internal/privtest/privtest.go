@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,6 +50,8 @@ func Tools(t testing.TB, names ...string) {
 	}
 }
 
+var cgroups atomic.Int64 // made by Cgroup in this process
+
 // Cgroup makes a cgroup v2 directory for one test, under the cgroup2 mount
 // wherever it is (/sys/fs/cgroup or, on hybrid hosts, /sys/fs/cgroup/unified),
 // and removes it when the test ends, moving any process left in it back to
@@ -60,7 +63,8 @@ func Cgroup(t testing.TB) (rel, dir string) {
 	if err != nil {
 		Skip(t, err.Error())
 	}
-	rel = fmt.Sprintf("/nerve-test-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "_"))
+	// A test may ask for more than one: the count keeps them apart.
+	rel = fmt.Sprintf("/nerve-test-%d-%s-%d", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "_"), cgroups.Add(1))
 	dir = filepath.Join(root, rel)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		Skip(t, fmt.Sprintf("cannot create a cgroup v2 directory: %v", err))

@@ -173,12 +173,7 @@ func (s *Server) write(op manager.Op, newBody func() any) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 			return
 		}
-		if err := s.awaitLeader(r.Context()); err != nil {
-			if errors.Is(err, manager.ErrNotLeader) {
-				s.forward(w, r, raw)
-				return
-			}
-			s.writeErr(w, err)
+		if !s.leadOrForward(w, r, raw) {
 			return
 		}
 		res, index, err := s.apply(op, body)
@@ -365,12 +360,7 @@ func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("address %q %v", req.Address, err))
 		return
 	}
-	if err := s.awaitLeader(r.Context()); err != nil {
-		if errors.Is(err, manager.ErrNotLeader) {
-			s.forward(w, r, raw)
-			return
-		}
-		s.writeErr(w, err)
+	if !s.leadOrForward(w, r, raw) {
 		return
 	}
 	s.setHTTPAddr(raft.ServerID(req.ID), req.HTTP)
@@ -393,12 +383,7 @@ func (s *Server) handleRemove(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "want {\"id\": \"...\"}")
 		return
 	}
-	if err := s.awaitLeader(r.Context()); err != nil {
-		if errors.Is(err, manager.ErrNotLeader) {
-			s.forward(w, r, raw)
-			return
-		}
-		s.writeErr(w, err)
+	if !s.leadOrForward(w, r, raw) {
 		return
 	}
 	f := s.raft.RemoveServer(raft.ServerID(req.ID), 0, s.cfg.ApplyTimeout)
@@ -601,4 +586,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
+}
+
+// leadOrForward readies a write: true when this replica is the ready
+// leader and is to apply it; otherwise it has answered the request, by
+// forwarding it (raw, its body) to the leader or with the error, and
+// returns false.
+func (s *Server) leadOrForward(w http.ResponseWriter, r *http.Request, raw []byte) bool {
+	err := s.awaitLeader(r.Context())
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, manager.ErrNotLeader):
+		s.forward(w, r, raw)
+	default:
+		s.writeErr(w, err)
+	}
+	return false
 }

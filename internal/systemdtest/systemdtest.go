@@ -1,4 +1,8 @@
-package actions
+// Package systemdtest runs a real systemd for tests, on machines where
+// systemd is installed but is not PID 1 (a container, a CI runner): a
+// systemd --user instance of root's, in a private mount namespace and a
+// cgroup of its own.
+package systemdtest
 
 import (
 	"context"
@@ -18,7 +22,7 @@ import (
 	"github.com/nervehq/nerve/internal/privtest"
 )
 
-// userManager is a real systemd --user instance for one test, on a machine
+// Manager is a real systemd --user instance for one test, on a machine
 // where systemd is installed but is not PID 1 (a container, a CI runner).
 //
 // systemd --user refuses to run unless /run/systemd/system exists, which is
@@ -27,21 +31,23 @@ import (
 // /run/systemd is untouched. It runs in a cgroup v2 directory of its own,
 // which it treats as its delegated subtree, and its own dbus.socket starts
 // the session bus at $XDG_RUNTIME_DIR/bus when the harness first connects.
-type userManager struct {
+type Manager struct {
 	BusAddress string
+	runtime    string // its XDG_RUNTIME_DIR
 	cmd        *exec.Cmd
 	done       chan struct{} // closed when cmd.Wait has returned
 	log        string        // the manager's stdout and stderr
 }
 
-// startUserManager writes units (name to unit file text) where the manager
+// Start writes units (name, or drop-in path such as
+// "x.service.d/y.conf", to file text) where the manager
 // finds them, starts the manager and waits until it answers on the bus. It
 // stops the manager, kills whatever it left, and removes its directories when
 // the test ends, whether it passed or not.
-func startUserManager(t *testing.T, units map[string]string) *userManager {
+func Start(t *testing.T, units map[string]string) *Manager {
 	t.Helper()
 	privtest.Root(t)
-	privtest.Tools(t, "systemd", "unshare", "mount")
+	privtest.Tools(t, "systemd", "unshare", "mount", "mknod", "mkfifo")
 
 	// Cleanups run last-registered first: the manager is stopped (below)
 	// before its cgroup is removed (privtest), before its directories are.
@@ -54,7 +60,12 @@ func startUserManager(t *testing.T, units map[string]string) *userManager {
 		}
 	}
 	for name, text := range units {
-		if err := os.WriteFile(filepath.Join(unitDir, name), []byte(text), 0o644); err != nil {
+		// A name may be a drop-in: "x.service.d/override.conf".
+		path := filepath.Join(unitDir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -65,8 +76,9 @@ func startUserManager(t *testing.T, units map[string]string) *userManager {
 	}
 	defer cg.Close()
 
-	m := &userManager{
+	m := &Manager{
 		BusAddress: "unix:path=" + filepath.Join(runtime, "bus"),
+		runtime:    runtime,
 		done:       make(chan struct{}),
 		log:        filepath.Join(base, "systemd.log"),
 	}
@@ -78,12 +90,16 @@ func startUserManager(t *testing.T, units map[string]string) *userManager {
 
 	// sh execs systemd, so the manager is the process we started, and dies
 	// with the namespace's only mount of the tmpfs.
-	m.cmd = exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
-		"mount -t tmpfs -o mode=0755 tmpfs /run/systemd && mkdir -p /run/systemd/system && exec systemd --user")
+	m.cmd = exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", managerScript)
 	m.cmd.Env = append(managerEnv(),
 		"XDG_RUNTIME_DIR="+runtime,
 		"XDG_CONFIG_HOME="+config,
 		"XDG_DATA_HOME="+data,
+		// Where StateDirectory=, CacheDirectory= and LogsDirectory= of user
+		// units go (systemd 252 puts StateDirectory= in XDG_CONFIG_HOME),
+		// rather than in root's home.
+		"XDG_STATE_HOME="+filepath.Join(base, "state"),
+		"XDG_CACHE_HOME="+filepath.Join(base, "cache"),
 		"DBUS_SESSION_BUS_ADDRESS="+m.BusAddress,
 		"SYSTEMD_LOG_TARGET=console",
 	)
@@ -106,10 +122,26 @@ func startUserManager(t *testing.T, units map[string]string) *userManager {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := m.waitReady(ctx); err != nil {
-		t.Fatalf("systemd --user did not come up: %v\n%s", err, m.output())
+		t.Fatalf("systemd --user did not come up: %v\n%s", err, m.Output())
 	}
 	return m
 }
+
+// managerScript starts the manager in its mount namespace: /run/systemd a
+// tmpfs with an empty system/, and the inaccessible nodes PID 1 makes at
+// boot, which services' sandboxes (ProtectHome=, ProtectKernelTunables=,
+// ProtectKernelLogs=, InaccessiblePaths=) mount over what they hide.
+const managerScript = `set -e
+mount -t tmpfs -o mode=0755 tmpfs /run/systemd
+mkdir -p /run/systemd/system /run/systemd/inaccessible
+cd /run/systemd/inaccessible
+mkdir -m 0 dir
+install -m 0 /dev/null reg
+mkfifo -m 0 fifo
+mknod -m 0 chr c 0 0
+mknod -m 0 blk b 0 0
+cd /
+exec systemd --user`
 
 // managerEnv is this process's environment without what would tie the
 // manager to another one: an outer manager's notify socket, our own bus.
@@ -130,7 +162,7 @@ func managerEnv() []string {
 // waitReady waits until the manager owns its name on the bus. The bus
 // socket appears first (the manager listens on it for dbus.socket); the
 // first connection starts dbus-daemon, and the manager then connects to it.
-func (m *userManager) waitReady(ctx context.Context) error {
+func (m *Manager) waitReady(ctx context.Context) error {
 	var last error
 	for {
 		select {
@@ -140,7 +172,7 @@ func (m *userManager) waitReady(ctx context.Context) error {
 			return fmt.Errorf("%w; last: %v", ctx.Err(), last)
 		case <-time.After(100 * time.Millisecond):
 		}
-		conn, err := m.connect(ctx)
+		conn, err := m.Connect(ctx)
 		if err != nil {
 			last = err
 			continue
@@ -154,16 +186,17 @@ func (m *userManager) waitReady(ctx context.Context) error {
 	}
 }
 
-func (m *userManager) connect(ctx context.Context) (*sddbus.Conn, error) {
-	return sddbus.NewConnection(func() (*dbus.Conn, error) { return dialBus(ctx, m.BusAddress) })
+// Connect opens a connection to the manager; the caller closes it.
+func (m *Manager) Connect(ctx context.Context) (*sddbus.Conn, error) {
+	return sddbus.NewConnection(func() (*dbus.Conn, error) { return dbus.Connect(m.BusAddress, dbus.WithContext(ctx)) })
 }
 
-// startUnit starts a unit and waits for its job's result.
-func (m *userManager) startUnit(t *testing.T, unit string) {
+// StartUnit starts a unit and waits for its job's result.
+func (m *Manager) StartUnit(t *testing.T, unit string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := m.connect(ctx)
+	conn, err := m.Connect(ctx)
 	if err != nil {
 		t.Fatalf("connect to the user manager: %v", err)
 	}
@@ -175,7 +208,7 @@ func (m *userManager) startUnit(t *testing.T, unit string) {
 	select {
 	case r := <-done:
 		if r != "done" {
-			t.Fatalf("start %s: job result %q\n%s", unit, r, m.output())
+			t.Fatalf("start %s: job result %q\n%s\n%s", unit, r, m.Status(unit), m.Output())
 		}
 	case <-ctx.Done():
 		t.Fatalf("start %s: %v", unit, ctx.Err())
@@ -185,7 +218,7 @@ func (m *userManager) startUnit(t *testing.T, unit string) {
 // stop asks the manager to exit (SIGTERM stops its units), kills what is
 // left in its cgroup either way, and removes the cgroups it made under
 // cgDir, leaving cgDir itself to privtest.
-func (m *userManager) stop(t *testing.T, cgDir string) {
+func (m *Manager) stop(t *testing.T, cgDir string) {
 	m.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-m.done:
@@ -197,7 +230,7 @@ func (m *userManager) stop(t *testing.T, cgDir string) {
 	}
 	<-m.done
 	if t.Failed() {
-		t.Logf("systemd --user output:\n%s", m.output())
+		t.Logf("systemd --user output:\n%s", m.Output())
 	}
 	var dirs []string
 	filepath.WalkDir(cgDir, func(p string, d os.DirEntry, err error) error {
@@ -221,10 +254,20 @@ func (m *userManager) stop(t *testing.T, cgDir string) {
 	}
 }
 
-func (m *userManager) output() string {
+// Output is the tail of the manager's own log.
+func (m *Manager) Output() string {
 	b, _ := os.ReadFile(m.log)
 	if len(b) > 8<<10 {
 		b = b[len(b)-8<<10:]
 	}
 	return string(b)
+}
+
+// Status is `systemctl --user status` of a unit, with its journal lines,
+// for a failure message.
+func (m *Manager) Status(unit string) string {
+	cmd := exec.Command("systemctl", "--user", "status", "--no-pager", "--full", "--lines=40", unit)
+	cmd.Env = append(managerEnv(), "XDG_RUNTIME_DIR="+m.runtime, "DBUS_SESSION_BUS_ADDRESS="+m.BusAddress)
+	out, _ := cmd.CombinedOutput()
+	return string(out)
 }
