@@ -154,7 +154,7 @@ func newCLI() *cli {
 	app.Command("version", "Print the version, the revision, the Go version and the SHA-256 of the embedded BPF objects, and exit.")
 	statusCmd := app.Command("status", "Print the running agent's latest decisions: what was wrong, the evidence, the rungs considered, the outcome.")
 	c.statusAddr = statusCmd.Flag("agent.address", "The agent's web address.").Default(def.Web.ListenAddress).String()
-	c.statusLimit = statusCmd.Flag("limit", "How many decisions, newest first (1-1000).").Default("10").Int()
+	c.statusLimit = intFlag(statusCmd.Flag("limit", "How many decisions, newest first (1-1000).").Default("10"), "limit")
 	c.statusJSON = statusCmd.Flag("json", "Print the decisions as JSON.").Bool()
 	c.manager = addManagerCommands(app)
 	c.preflight = addPreflightCommand(app)
@@ -221,6 +221,9 @@ func runAgent(stderr io.Writer, inv invocation) int {
 		return exitUsage
 	}
 	cfg, err := agent.LoadConfig(inv.configFile, inv.overrides)
+	if err == nil {
+		err = agent.CheckGoals(cfg)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "nerve: %v\n", err)
 		return exitUsage

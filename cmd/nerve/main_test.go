@@ -94,6 +94,14 @@ func TestExitCodes(t *testing.T) {
 		{"bad log format, any command", []string{"--log.format=text", "version"}, exitUsage, "nerve: --log.format must be logfmt or json, got \"text\"\n"},
 		{"bad log level", []string{"agent", "--log.level=loud"}, exitUsage, "nerve: --log.level must be debug, info, warn or error, got \"loud\"\n"},
 		{"bad log level, any command", []string{"--log.level=INFO", "status"}, exitUsage, "nerve: --log.level must be debug, info, warn or error, got \"INFO\"\n"},
+		{"missing goals file", []string{"agent", "--config.file=" + badGoalsCfg(t, dir, "none.yaml", "")}, exitUsage,
+			"nerve: actuator.goals_file: goals: open " + filepath.Join(dir, "none.yaml") + ": no such file or directory\n"},
+		{"bad goals file", []string{"agent", "--config.file=" + badGoalsCfg(t, dir, "typo.yaml", "disk:\n  entr: 1\n")}, exitUsage,
+			"nerve: actuator.goals_file: goals " + filepath.Join(dir, "typo.yaml") + ": line 2: disk.entr: unknown field"},
+		{"fractional pid", []string{"report", "--pid=1.5"}, exitUsage, "nerve: --pid: want a whole number, got \"1.5\""},
+		{"pid beyond int", []string{"report", "--pid=99999999999999999999"}, exitUsage, "nerve: --pid: want a whole number, got \"99999999999999999999\""},
+		{"fractional limit", []string{"status", "--limit=2.9"}, exitUsage, "nerve: --limit: want a whole number, got \"2.9\""},
+		{"word for top", []string{"report", "--top=many"}, exitUsage, "nerve: --top: want a whole number, got \"many\""},
 		{"version", []string{"version"}, exitOK, ""},
 	}
 	for _, tt := range tests {
@@ -136,4 +144,20 @@ func TestVersion(t *testing.T) {
 	if again := stdout.String(); again != got {
 		t.Errorf("second run printed %q, first %q", again, got)
 	}
+}
+
+// badGoalsCfg writes a config naming dir/name as the goals file, and that
+// file with goals unless goals is "" (then there is none).
+func badGoalsCfg(t *testing.T, dir, name, goals string) string {
+	t.Helper()
+	if goals != "" {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(goals), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(dir, "config-"+name)
+	if err := os.WriteFile(cfg, []byte("actuator:\n  goals_file: "+filepath.Join(dir, name)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

@@ -96,7 +96,7 @@ func addManagerCommands(app *kingpin.Application) *managerCLI {
 	hist := app.Command("history", "Print the manager's history of grants, goals and decisions.")
 	m.historyJSON = hist.Flag("json", "Print one JSON event per line.").Bool()
 	m.from = hist.Flag("from", "The first index.").Default("0").Uint64()
-	m.limit = hist.Flag("limit", "At most this many events (without --follow).").Default("100").Int()
+	m.limit = intFlag(hist.Flag("limit", "At most this many events (without --follow).").Default("100"), "limit")
 	m.follow = hist.Flag("follow", "Keep printing new events until interrupted.").Bool()
 
 	goals := app.Command("goals", "Read and store goals documents at the manager.")

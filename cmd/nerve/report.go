@@ -53,14 +53,14 @@ func addReportCommand(app *kingpin.Application) *reportCLI {
 	r.since = cmd.Flag("since", "Start of the window: a duration before now (10m, 90s) or an RFC 3339 time.").
 		Default("10m").IsSetByUser(&r.set.since).String()
 	r.until = cmd.Flag("until", "End of the window, in the same forms; default now.").PlaceHolder("TIME").IsSetByUser(&r.set.until).String()
-	r.pid = cmd.Flag("pid", "Only the outliers this process suffered.").PlaceHolder("PID").IsSetByUser(&r.set.pid).Int()
+	r.pid = intFlag(cmd.Flag("pid", "Only the outliers this process suffered.").PlaceHolder("PID").IsSetByUser(&r.set.pid), "pid")
 	r.device = cmd.Flag("device", "Only the block I/O outliers of this device (sda, nvme0n1, loop3).").PlaceHolder("DEVICE").IsSetByUser(&r.set.device).String()
 	r.signal = cmd.Flag("signal", "Only this signal's outliers: blockio, runqueue, pagefault or safepoint.").PlaceHolder("SIGNAL").IsSetByUser(&r.set.signal).Enum(signals...)
 	r.id = cmd.Flag("id", "A decision's id (nerve status): its bundle, the outliers kept with the decision, instead of the live recorder; not with the window and filter flags.").PlaceHolder("ID").String()
 	r.json = cmd.Flag("json", "Print the report as JSON: the summary and the raw events.").Bool()
 	r.out = cmd.Flag("out", "Write the report as a .tar.gz for a ticket (summary.json, events.json, decisions.json, report.txt) instead of printing it.").PlaceHolder("FILE").String()
-	r.limit = cmd.Flag("limit", fmt.Sprintf("Raw events fetched per signal, the slowest (1-%d); the summary covers all.", flight.MaxLimit)).Default(strconv.Itoa(flight.DefaultLimit)).Int()
-	r.top = cmd.Flag("top", "How many of the slowest events the readable report lists.").Default("20").Int()
+	r.limit = intFlag(cmd.Flag("limit", fmt.Sprintf("Raw events fetched per signal, the slowest (1-%d); the summary covers all.", flight.MaxLimit)).Default(strconv.Itoa(flight.DefaultLimit)), "limit")
+	r.top = intFlag(cmd.Flag("top", "How many of the slowest events the readable report lists.").Default("20"), "top")
 	return r
 }
 

@@ -51,6 +51,20 @@ func loadGoals(path string) (goals.Goals, error) {
 	return goals.Load(path)
 }
 
+// CheckGoals loads the goals file cfg names, when the actuator or the
+// flight recorder (whose thresholds follow the goals) will read it, so that
+// a file that does not load or validate stops the agent before any probe
+// is loaded, as a configuration error does. The error names the key.
+func CheckGoals(cfg *config.Config) error {
+	if cfg.Actuator.GoalsFile == "" || !cfg.Actuator.Enabled && !cfg.Flight.Enabled {
+		return nil
+	}
+	if _, err := goals.Load(cfg.Actuator.GoalsFile); err != nil {
+		return fmt.Errorf("actuator.goals_file: %w", err)
+	}
+	return nil
+}
+
 // newActuator builds the controller from the configuration and the started
 // probes, and resumes any action a crash interrupted.
 func (a *agent) newActuator(ctx context.Context, cfg *config.Config) (*actuatorRun, error) {
@@ -332,15 +346,18 @@ func subjectPID(subject string) int {
 
 // reloadGoals reads the goals file again; a bad file is logged and the
 // goals in force stay.
-func (a *agent) reloadGoals() {
+// It returns false when the file was refused.
+func (a *agent) reloadGoals() bool {
 	if a.act == nil || a.act.goals == "" {
-		return
+		return true
 	}
 	g, err := goals.Load(a.act.goals)
 	if err != nil {
 		a.logger.Error("goals reload failed; keeping the goals in force", "err", err)
-		return
+		return false
 	}
 	a.act.ctl.SetGoals(g)
 	a.logger.Info("goals reloaded", "file", a.act.goals)
+	a.flight.goalsChanged(g)
+	return true
 }

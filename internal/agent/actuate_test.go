@@ -25,6 +25,7 @@ func TestGoalsReloadKeepsLastGood(t *testing.T) {
 	cfg.Actuator.GoalsFile = goalsFile
 	var logs bytes.Buffer
 	a := &agent{logger: slog.New(slog.NewTextHandler(&logs, nil)), probes: &probeSet{}}
+	a.flight = newFlight(a.logger, cfg) // thresholds from the goals: 20ms for block service
 	act, err := a.newActuator(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -39,16 +40,27 @@ func TestGoalsReloadKeepsLastGood(t *testing.T) {
 	} {
 		logs.Reset()
 		os.WriteFile(goalsFile, []byte(bad), 0o644)
-		a.reloadGoals()
+		if a.reloadGoals() {
+			t.Errorf("bad goals %q: reloadGoals says they were taken", bad)
+		}
 		if !strings.Contains(logs.String(), "goals reload failed; keeping the goals in force") || !strings.Contains(logs.String(), goalsFile) {
 			t.Errorf("bad goals %q: log does not say so, naming the file:\n%s", bad, logs.String())
 		}
 	}
 	logs.Reset()
 	os.WriteFile(goalsFile, []byte("disk:\n  service_idle_p99: {enter: 60ms, exit: 30ms}\n"), 0o644)
-	a.reloadGoals()
-	if !strings.Contains(logs.String(), "goals reloaded") {
+	if !a.reloadGoals() || !strings.Contains(logs.String(), "goals reloaded") {
 		t.Errorf("good goals not reloaded:\n%s", logs.String())
+	}
+	// The outlier threshold they move is a constant of the loaded programs.
+	if !strings.Contains(logs.String(), "take effect at the next start") || !strings.Contains(logs.String(), "blockio_service=30ms") {
+		t.Errorf("no word that the block service threshold moves to 30ms at the next start:\n%s", logs.String())
+	}
+	// Back to the goals the agent started with: the thresholds in force are theirs.
+	logs.Reset()
+	os.WriteFile(goalsFile, []byte("disk:\n  service_idle_p99: {enter: 40ms, exit: 20ms}\n"), 0o644)
+	if !a.reloadGoals() || strings.Contains(logs.String(), "next start") {
+		t.Errorf("the start-up goals said to move thresholds:\n%s", logs.String())
 	}
 }
 

@@ -303,12 +303,11 @@ func (a *agent) serve(ctx context.Context, ln net.Listener, cfg *config.Config, 
 // and the running configuration kept. It returns the configuration now in
 // effect.
 func (a *agent) reload(running *config.Config, opts Options) *config.Config {
+	goalsOK := a.reloadGoals()
 	if opts.ConfigFile == "" {
-		a.reloadGoals()
 		a.logger.Info("reload requested but no --config.file was given; nothing else to do")
 		return running
 	}
-	a.reloadGoals()
 	next, err := LoadConfig(opts.ConfigFile, opts.Overrides)
 	if err != nil {
 		a.logger.Error("config reload failed; keeping the running config", "err", err)
@@ -334,6 +333,10 @@ func (a *agent) reload(running *config.Config, opts Options) *config.Config {
 	if len(needRestart) > 0 {
 		a.logger.Warn("config changes take effect only after a restart", "settings", strings.Join(needRestart, ","))
 	}
-	a.logger.Info("config reloaded", "file", opts.ConfigFile)
+	if goalsOK {
+		a.logger.Info("config reloaded", "file", opts.ConfigFile)
+	} else {
+		a.logger.Warn("config reloaded, but not the goals file: the goals in force stay (see the error above)", "file", opts.ConfigFile)
+	}
 	return &applied
 }

@@ -60,6 +60,27 @@ func resolveThresholds(t config.FlightThresholds, g goals.Goals) flightThreshold
 	}
 }
 
+// goalsChanged tells the recorder of goals reloaded while it runs. The
+// thresholds are constants of the loaded BPF programs, so goals that would
+// move one take effect at the next start; the log says which and how.
+func (f *flightRun) goalsChanged(g goals.Goals) {
+	if f == nil || f.rec == nil {
+		return
+	}
+	next := resolveThresholds(f.cfg.Thresholds, g)
+	if next == f.thresholds {
+		return
+	}
+	f.logger.Warn("the reloaded goals move outlier thresholds, which take effect at the next start",
+		"in_force", f.thresholds.String(), "after_restart", next.String())
+}
+
+// String lists the thresholds as the start-up log does.
+func (t flightThresholds) String() string {
+	return fmt.Sprintf("blockio_service=%v blockio_queue=%v runqueue=%v pagefault=%v safepoint=%v",
+		t.BlockIOService, t.BlockIOQueue, t.RunQueue, t.PageFault, t.Safepoint)
+}
+
 // flightRun is the agent's flight recorder. A nil *flightRun, or one with
 // a nil rec (flight.enabled false), sends no outliers and writes no
 // bundles; its methods are safe to call either way, and its routes answer

@@ -177,7 +177,7 @@ func New(logger *slog.Logger, cfg Config) (*Probe, error) {
 			return nil, fmt.Errorf("blockio: %w", err)
 		}
 	}
-	logger.Info("attached", "mode", p.mode, "tag_waits", p.tagWaits,
+	logger.Info("attach mode", "mode", p.mode, "tag_waits", p.tagWaits,
 		"device_slots", cfg.MaxDevices, "request_slots", cfg.MaxRequests, "outliers", cfg.Outliers != nil)
 	return p, nil
 }

@@ -123,7 +123,9 @@ func (c Client) get(ctx context.Context, path string, q url.Values) ([]byte, int
 		}
 		err := fmt.Errorf("agent at %s: %s: %s", u.Host, resp.Status, msg)
 		if resp.StatusCode == http.StatusNotFound && strings.HasPrefix(path, "/incidents/") {
-			err = fmt.Errorf("%w: %s", ErrNotFound, msg)
+			// The agent's own words repeat the id ("incident X: no
+			// such bundle") or are the mux's ("404 page not found").
+			err = fmt.Errorf("%w %q at the agent at %s", ErrNotFound, strings.TrimPrefix(path, "/incidents/"), u.Host)
 		}
 		return nil, resp.StatusCode, err
 	}

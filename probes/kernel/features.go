@@ -201,7 +201,10 @@ func haveFentry(tpbtfOK bool) error {
 	case err == nil:
 		return nil
 	case tpbtfOK && errors.Is(err, unix.EPERM):
-		return fmt.Errorf("fentry/%s: kernel refuses fentry programs although tp_btf loads (not a privilege or memlock problem): %w", testFunction, err)
+		// Without the library's memlock hint, which is beside the point
+		// here and would contradict the sentence.
+		return fmt.Errorf("fentry/%s: kernel refuses fentry programs although tp_btf loads (not a privilege or memlock problem): %s",
+			testFunction, strings.TrimSuffix(err.Error(), " (MEMLOCK may be too low, consider rlimit.RemoveMemlock)"))
 	}
 	return fmt.Errorf("fentry/%s: %w", testFunction, err)
 }
