@@ -791,7 +791,7 @@ func TestEvict(t *testing.T) {
 		t.Fatal(err)
 	}
 	if st.Type == unix.TMPFS_MAGIC {
-		t.Skipf("%s is on tmpfs, whose pages cannot be evicted", dir) // not a privilege: nothing to test
+		privtest.Skip(t, dir+" is on tmpfs, whose pages cannot be evicted")
 	}
 	resident := func(path string) int {
 		t.Helper()
@@ -824,7 +824,7 @@ func TestEvict(t *testing.T) {
 	}
 	pages := (1 << 20) / os.Getpagesize()
 	if n := resident(a); n != pages {
-		t.Skipf("%d of %d pages of a fresh file resident: the page cache does not keep them here", n, pages)
+		privtest.Skip(t, fmt.Sprintf("%d of %d pages of a fresh file resident: the page cache does not keep them here", n, pages))
 	}
 	if err := Evict(a); err != nil {
 		t.Fatal(err)
