@@ -5,7 +5,6 @@ package packaging
 // agent and a JVM started the way the unit and a database would start them.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -209,11 +208,8 @@ func startAgent(t *testing.T, argv []string, caps []string, sb sandbox) (*agentP
 			return nil, a.out.String()
 		case <-time.After(100 * time.Millisecond):
 		}
-		if resp, err := http.Get("http://" + a.addr + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return a, ""
-			}
+		if healthy(a.addr) {
+			return a, ""
 		}
 	}
 	t.Fatalf("agent did not serve /healthz within 60s")
@@ -287,24 +283,11 @@ func (a *agentProc) value(t *testing.T, re string) float64 {
 // ("CapEff", "CapBnd") as setpriv names, sorted.
 func (a *agentProc) status(t *testing.T, line string) []string {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", a.cmd.Process.Pid))
-	if err != nil {
-		t.Fatal(err)
+	v, ok := procStatus(t, uint32(a.cmd.Process.Pid))[line]
+	if !ok {
+		t.Fatalf("no %s in /proc/%d/status", line, a.cmd.Process.Pid)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		k, v, _ := strings.Cut(sc.Text(), ":")
-		if k != line {
-			continue
-		}
-		set, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return capNames(set)
-	}
-	t.Fatalf("no %s in /proc/%d/status", line, a.cmd.Process.Pid)
-	return nil
+	return capNames(hexField(t, v))
 }
 
 // capBits are the capabilities the tests name, by number.

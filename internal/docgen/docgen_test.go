@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nervehq/nerve/actuator/report"
+	"github.com/nervehq/nerve/internal/privtest"
 )
 
 // root is the module's root, two levels up from this package.
@@ -138,7 +139,7 @@ func TestListMetrics(t *testing.T) {
 func TestCLI(t *testing.T) {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
-		t.Skip("no host name")
+		privtest.Skip(t, "no host name")
 	}
 	app := kingpin.New("tool", "Does things.\n\nExit status 2: bad usage.")
 	app.Flag("log.level", "Log level.").Default("info").String()
